@@ -1,0 +1,87 @@
+"""The ``ganlstm`` command line: a click group whose commands load lazily.
+
+Each command lives in ``ganlstm/commands/<module>.py`` and is thin: it builds a config,
+calls one library function and prints where the results went. Loading lazily keeps
+``ganlstm --help`` fast (no torch import) and lets each command own its module.
+Bad input raises :class:`ganlstm.GanlstmError`; the group prints its one sentence
+without a traceback and exits with status 2.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from . import __version__
+from .errors import GanlstmError
+
+# name -> ("module under ganlstm.commands", "attribute", "one-line help for the listing")
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "simulate": ("simulate", "simulate", "Simulate galaxy mergers and write them as PNG frame sequences."),
+    "train-gan": ("gan", "train_gan", "Stage one: train the DCGAN prior on single frames."),
+    "sample": ("gan", "sample", "Draw a grid of frames from a trained generator."),
+    "interpolate": ("gan", "interpolate", "Render a latent-space walk of a generator as a GIF."),
+    "evaluate-gan": ("gan", "evaluate_gan", "Measure how well the generator can reproduce held-out frames."),
+    "train-encoder": ("forecast", "train_encoder", "Stage two: train encoder + ConvLSTM into the frozen generator."),
+    "train-baseline": ("forecast", "train_baseline", "Train a baseline forecaster (convlstm, predrnn) the same way."),
+    "predict": ("forecast", "predict", "Predict the frames that follow a sequence."),
+    "evaluate": ("evaluate", "evaluate", "Compare models on the same windows: per-horizon MSE/MAE/PSNR/SSIM/sharpness."),
+    "benchmark": ("evaluate", "benchmark", "Run the reproducible merger benchmark (train, evaluate, tabulate)."),
+    "demo": ("demo", "demo", "Predict held-out simulated mergers with the shipped checkpoint."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._available(name)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"ganlstm.commands.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module = COMMANDS[name][0]
+        return importlib.util.find_spec(f"ganlstm.commands.{module}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ganlstm")
+def cli() -> None:
+    """ganlstm: predict how an image sequence continues with a GAN prior.
+
+    Typical flow: simulate (or bring frames) -> train-gan -> train-encoder -> predict.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the group, turning GanlstmError into one line + exit 2."""
+    try:
+        cli.main(args=argv, prog_name="ganlstm", standalone_mode=False)
+    except GanlstmError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Configuration dataclasses: one per component and stage.
+
+Every run writes ``asdict(config)`` to ``config.json`` before step 0, and every
+checkpoint embeds it, so a model can be rebuilt from the checkpoint alone.
+Reading a config back is strict: an unknown key is an error, never silently dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import GanlstmError
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain-dict form of a (nested) config dataclass, JSON- and weights_only-safe."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: dict, *, where: str = "config") -> T:
+    """Build ``cls`` from ``data``; unknown keys are an error naming the key and the fix."""
+    if not isinstance(data, dict):
+        raise GanlstmError(f"{where} must be a mapping, found {type(data).__name__}; pass a dict or config.json.")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise GanlstmError(
+            f"{where} has unknown key(s) {', '.join(unknown)} for {cls.__name__}; "
+            f"valid keys are {', '.join(sorted(names))}."
+        )
+    kwargs = {}
+    for key, value in data.items():
+        ftype = names[key].type
+        sub = _dataclass_type(ftype)
+        kwargs[key] = from_dict(sub, value, where=f"{where}.{key}") if sub and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+def _dataclass_type(ftype: Any) -> type | None:
+    # Annotations are strings under `from __future__ import annotations`.
+    if isinstance(ftype, str):
+        ftype = _CONFIG_TYPES.get(ftype)
+    return ftype if dataclasses.is_dataclass(ftype) else None
+
+
+def save_json(cfg: Any, path: str | Path) -> None:
+    """Write a config as pretty JSON (atomically)."""
+    from .checkpoint import atomic_write_bytes
+
+    text = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, indent=2, sort_keys=True)
+    atomic_write_bytes(Path(path), (text + "\n").encode())
+
+
+@dataclass
+class FrameOptions:
+    """How frames are read from disk into float32 (T, C, H, W) arrays in [0, 1]."""
+
+    size: int | None = None  # resize every frame to size x size; None keeps the native size
+    channels: int = 1  # 1 = grayscale, 3 = RGB
+    interval: int = 1  # keep every `interval`-th frame (the original project used 2)
+    scaling: str = "minmax"  # minmax | fixed | asinh | log | none
+    vmin: float | None = None  # fixed range for scaling="fixed" (defaults to the dtype's range)
+    vmax: float | None = None
+    stretch: float = 0.1  # softening for asinh/log stretches (fraction of the data range)
+    max_frames: int = 100_000  # refuse sequences longer than this (guards memory)
+    max_pixels: int = 4096 * 4096  # refuse frames larger than this many pixels
+
+
+@dataclass
+class GanConfig:
+    """DCGAN architecture (stage one). Depth follows image_size."""
+
+    image_size: int = 64
+    channels: int = 1
+    nz: int = 64  # latent size
+    ngf: int = 64  # generator width
+    ndf: int = 64  # discriminator width
+    spectral_norm: bool = True
+
+
+@dataclass
+class GanTrainConfig:
+    """How stage one trains; every field is a `ganlstm train-gan` flag."""
+
+    model: GanConfig = field(default_factory=GanConfig)
+    data: FrameOptions = field(default_factory=FrameOptions)
+    data_path: str = ""
+    loss: str = "hinge"  # hinge | ns (non-saturating)
+    r1: float = 0.0  # R1 penalty weight on real logits' gradient (0 disables)
+    diffaug: str = "translation,cutout,brightness"  # "" disables DiffAugment
+    ema: float = 0.999  # decay of the generator EMA (0 disables: EMA = G)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    val_fraction: float = 0.1  # held-out sequences for the projection metric
+
+
+@dataclass
+class ForecasterConfig:
+    """Stage-two / baseline architecture. `model` names an entry of the forecaster registry."""
+
+    model: str = "gan_lstm"  # gan_lstm | convlstm | predrnn | persistence | linear
+    image_size: int = 64
+    channels: int = 1
+    hidden: tuple[int, ...] = (64, 64)  # ConvLSTM hidden channels per layer
+    kernel: int = 3
+    feedback: str = "latent"  # gan_lstm: how a prediction re-enters the ConvLSTM (latent | pixels)
+    gan: GanConfig | None = None  # gan_lstm: architecture of the embedded frozen generator
+
+
+@dataclass
+class ForecastTrainConfig:
+    """How stage two (and the trainable baselines) train."""
+
+    model: ForecasterConfig = field(default_factory=ForecasterConfig)
+    data: FrameOptions = field(default_factory=FrameOptions)
+    data_path: str = ""
+    gan_checkpoint: str = ""
+    context: int = 10
+    horizon: int = 10
+    stride: int = 1
+    alpha: float = 0.5  # pixel loss = alpha*(1-SSIM) + (1-alpha)*MSE (original project: 0.5)
+    bright_weight: float = 0.0  # extra MSE weight on bright pixels (0 = uniform)
+    latent_weight: float = 0.0  # gan_lstm: loss against inverted latents of the true future
+    recon_weight: float = 0.1  # gan_lstm: G(E(x_t)) ~ x_t on observed frames
+    sampling_start: float = 1.0  # scheduled sampling: P(feed truth) at step 0 ...
+    sampling_end: float = 0.0  # ... decaying linearly to this at the last step
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    """What every training command shares: where, how long, on what device."""
+
+    out: str = "runs"
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: str = "no"  # no | bf16 | fp16 (GPU only; off on CPU)
+    num_workers: int = 0
+    log_every: int = 10  # steps between log.csv rows
+    save_every: int = 0  # steps between last.pt writes (0 = every epoch only)
+    skip_nonfinite: bool = False  # drop a batch with a NaN/Inf loss instead of stopping
+    deterministic: bool = False  # torch.use_deterministic_algorithms(True)
+    compile: bool = False  # torch.compile the training step's models
+    progress: bool = True
+
+
+_CONFIG_TYPES = {
+    "FrameOptions": FrameOptions,
+    "GanConfig": GanConfig,
+    "GanConfig | None": GanConfig,
+    "ForecasterConfig": ForecasterConfig,
+    "RunConfig": RunConfig,
+}
