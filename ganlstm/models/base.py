@@ -1,0 +1,106 @@
+"""The Forecaster protocol every model speaks, the pixel-range conversion, and the model registry.
+
+Protocol (frames in [-1, 1] inside models)::
+
+    state = model.init_state(batch, device)
+    out, state = model.step(frame, state)   # frame (B, C, H, W), or None = "continue from your own prediction"
+    frames = model.render(outs)             # (N, *out) -> (N, C, H, W); identity for pixel-space models
+
+``step`` returns the model's native output for the next frame: pixels for pixel-space
+models, a generator latent for the GAN-prior model. ``render`` turns outputs into
+frames, so the rollout engine can decode a whole rollout in one batched call, and it
+never needs to know which kind of model it is driving.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ForecasterConfig
+from ..errors import GanlstmError
+from ..losses import pixel_loss
+
+State = Any  # a model-specific pytree of tensors
+
+
+def to_model_range(frames01: Tensor) -> Tensor:
+    """[0, 1] (public boundary) -> [-1, 1] (inside models). The only place this conversion lives."""
+    return frames01 * 2.0 - 1.0
+
+
+def to_unit_range(frames: Tensor) -> Tensor:
+    """[-1, 1] (inside models) -> [0, 1] (public boundary), clamped."""
+    return ((frames + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+class Forecaster(nn.Module):
+    """Base class: subclasses implement ``init_state`` and ``step``; pixel models inherit ``render``."""
+
+    #: False for models with no weights (persistence, linear): nothing to train or save.
+    trainable: bool = True
+
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def init_state(self, batch: int, device: torch.device) -> State:
+        raise NotImplementedError
+
+    def step(self, frame: Tensor | None, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def render(self, out: Tensor) -> Tensor:
+        """Outputs (N, ...) -> frames (N, C, H, W) in [-1, 1]."""
+        return out
+
+    def training_loss(self, context: Tensor, target: Tensor, *, sampling_p: float, alpha: float = 0.5,
+                      bright_weight: float = 0.0, **_: Any) -> dict[str, Tensor]:
+        """Loss for one batch of windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W).
+
+        The default rolls out with scheduled sampling and applies the original
+        project's ``alpha*(1-SSIM) + (1-alpha)*MSE``. ``loss`` is what is optimised.
+        """
+        from ..rollout import rollout
+
+        pred = rollout(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)
+        loss = pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight)
+        return {"loss": loss}
+
+
+# ---------------------------------------------------------------- registry
+
+FORECASTERS: dict[str, Callable[[ForecasterConfig], Forecaster]] = {}
+
+
+def register(name: str) -> Callable:
+    """Class decorator: make a Forecaster buildable by name (``--model NAME``, checkpoint configs)."""
+
+    def deco(cls):
+        FORECASTERS[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return deco
+
+
+def build_forecaster(cfg: ForecasterConfig) -> Forecaster:
+    """Instantiate the architecture named by ``cfg.model`` (weights untrained)."""
+    _import_builtin_models()
+    if cfg.model not in FORECASTERS:
+        raise GanlstmError(f"unknown model {cfg.model!r}; choose one of {', '.join(sorted(FORECASTERS))}.")
+    return FORECASTERS[cfg.model](cfg)
+
+
+def _import_builtin_models() -> None:
+    # Importing registers them; done lazily so that `ganlstm.models.base` stays light.
+    import importlib
+
+    for mod in ("gan_lstm", "baselines"):
+        try:
+            importlib.import_module(f"ganlstm.models.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"ganlstm.models.{mod}":
+                raise

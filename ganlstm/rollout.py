@@ -1,0 +1,138 @@
+"""The one rollout engine, shared by every model, for training and for prediction.
+
+``rollout`` warms a :class:`~ganlstm.models.base.Forecaster` up on ``J`` context
+frames, then takes ``K`` closed-loop steps, each fed the model's own previous
+prediction (``step(None, state)``). During training, scheduled sampling
+(Bengio et al., NeurIPS 2015) feeds the true frame instead with probability
+``sampling_p``. Outputs go into a preallocated tensor and are rendered to frames in
+one batched call at the end, so the GAN-prior model decodes all its latents at
+once instead of once per step. There are no host synchronisations inside the loop.
+
+``predict`` is the public face: frames in [0, 1] in, frames in [0, 1] out, under
+``inference_mode`` and the shared autocast context. ``iter_predict`` streams long
+rollouts (k = 1000) in chunks so memory stays flat.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from .models.base import Forecaster, State, to_model_range, to_unit_range
+from .train.common import autocast
+
+
+def _closed_loop(
+    model: Forecaster,
+    state: State,
+    out: Tensor,
+    steps: int,
+    teacher: Tensor | None,
+    sampling_p: float,
+    generator: torch.Generator | None,
+) -> Iterator[tuple[Tensor, State]]:
+    """Yield ``steps`` further outputs after ``out``; ``teacher[:, i]`` is the truth for the i-th yielded input."""
+    for i in range(steps):
+        frame = None  # closed loop: the model continues from its own prediction
+        if teacher is not None and sampling_p > 0:
+            truth = teacher[:, i]
+            if sampling_p >= 1:
+                frame = truth
+            else:
+                coin = torch.rand(truth.shape[0], 1, 1, 1, device=truth.device, generator=generator)  # no host sync
+                frame = torch.where(coin < sampling_p, truth, model.render(out).to(truth.dtype))
+        out, state = model.step(frame, state)
+        yield out, state
+
+
+def warm_up(model: Forecaster, context: Tensor) -> tuple[Tensor, State]:
+    """Feed the context (B, J, C, H, W) in [-1, 1]; return the first prediction's output and the state."""
+    if context.dim() != 5 or context.shape[1] < 1:
+        raise ValueError(f"context must be (B, J>=1, C, H, W), got {tuple(context.shape)}")
+    state = model.init_state(context.shape[0], context.device)
+    out = None
+    for t in range(context.shape[1]):
+        out, state = model.step(context[:, t], state)
+    return out, state
+
+
+def rollout(
+    model: Forecaster,
+    context: Tensor,
+    horizon: int,
+    *,
+    teacher: Tensor | None = None,
+    sampling_p: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Predict ``horizon`` frames after ``context``; both in [-1, 1], shapes (B, J, C, H, W) -> (B, K, C, H, W).
+
+    ``teacher`` (B, K, C, H, W) holds the true future; with ``sampling_p`` > 0 each
+    closed-loop input is the truth with that probability (per sample), else the prediction.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    out, state = warm_up(model, context)
+    outs = out.new_empty((out.shape[0], horizon, *out.shape[1:]))  # (B, K, *out)
+    outs[:, 0] = out
+    for k, (out, state) in enumerate(_closed_loop(model, state, out, horizon - 1, teacher, sampling_p, generator), start=1):
+        outs[:, k] = out
+    return render_all(model, outs)
+
+
+def render_all(model: Forecaster, outs: Tensor) -> Tensor:
+    """(B, K, *out) -> (B, K, C, H, W): one batched render (one generator call for the GAN-prior model)."""
+    b, k = outs.shape[:2]
+    return model.render(outs.flatten(0, 1)).unflatten(0, (b, k))
+
+
+def _as_batch(frames01: Tensor) -> Tensor:
+    if frames01.dim() == 4:
+        return frames01.unsqueeze(0)
+    if frames01.dim() != 5:
+        raise ValueError(f"frames must be (T, C, H, W) or (B, T, C, H, W), got {tuple(frames01.shape)}")
+    return frames01
+
+
+def model_device(model: Forecaster) -> torch.device:
+    """The device a model's weights live on (CPU for weightless baselines)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def iter_predict(model: Forecaster, frames01: Tensor, steps: int, *, chunk: int = 100, amp: str = "no") -> Iterator[Tensor]:
+    """Stream a prediction: yields CPU chunks (B, <=chunk, C, H, W) in [0, 1] until ``steps`` frames are out.
+
+    Memory stays flat in ``steps``: only one chunk of outputs is held on the device.
+    """
+    device = model_device(model)
+    x = to_model_range(_as_batch(frames01).to(device, torch.float32))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(device, amp):
+            out, state = warm_up(model, x)
+            done = 0
+            stream = _closed_loop(model, state, out, steps - 1, None, 0.0, None)
+            while done < steps:
+                n = min(chunk, steps - done)
+                buf = out.new_empty((out.shape[0], n, *out.shape[1:]))
+                buf[:, 0] = out
+                for j in range(1, n):
+                    out, _ = next(stream)
+                    buf[:, j] = out
+                done += n
+                yield to_unit_range(render_all(model, buf).float()).cpu()
+                if done < steps:
+                    out, _ = next(stream)
+    finally:
+        model.train(was_training)
+
+
+def predict(model: Forecaster, frames01: Tensor, steps: int, *, amp: str = "no") -> Tensor:
+    """Predict ``steps`` frames after ``frames01`` ((T, C, H, W) or (B, T, C, H, W) in [0, 1]); same rank out, on CPU."""
+    squeeze = frames01.dim() == 4
+    pred = torch.cat(list(iter_predict(model, frames01, steps, chunk=steps, amp=amp)), dim=1)
+    return pred[0] if squeeze else pred
