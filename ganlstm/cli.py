@@ -41,7 +41,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
-            return None
+            return super().get_command(ctx, name)
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(f"ganlstm.commands.{module}"), attr)
 
