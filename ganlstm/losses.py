@@ -35,12 +35,14 @@ def ssim_map(x: Tensor, y: Tensor) -> Tensor:
     """Per-pixel SSIM of images in [0, 1]; (N, C, H, W) -> (N, C, H-10, W-10).
 
     Computed in float32 even under autocast: the variance terms cancel badly in half precision.
+    float64 inputs stay float64 (the metrics use it: in flat bright regions float32 drifts ~2e-4).
     """
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim expects two (N, C, H, W) tensors of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if min(x.shape[-2:]) < 2 * _RADIUS + 1:
         raise ValueError(f"ssim needs images of at least {2 * _RADIUS + 1}x{2 * _RADIUS + 1} pixels, got {tuple(x.shape[-2:])}")
-    x, y = x.float(), y.float()
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x, y = x.to(dtype), y.to(dtype)
     n, c, h, w = x.shape
     g = _gaussian_window(x.device, x.dtype)
     # Separable Gaussian filter, 'valid' region only: the same numbers scikit-image keeps after cropping.
