@@ -71,6 +71,8 @@ SCALINGS = ("minmax", "fixed", "asinh", "log", "none")
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's "L"
 _NONE_TOLERANCE = 1e-6  # float rounding allowed outside [0, 1] under scaling="none"
+# Larger magnitudes overflow float32 once scaling subtracts the minimum (max - min must stay finite).
+_FLOAT32_SAFE = float(np.finfo(np.float32).max) / 4
 
 
 # ----------------------------------------------------------------------------- public API
@@ -267,6 +269,8 @@ def _guard(source: Any) -> Iterator[None]:
 
 
 def _check_pixels(height: int, width: int, source: Any, opts: FrameOptions) -> None:
+    if height < 1 or width < 1:
+        raise GanlstmError(f"{source} has empty {width}x{height} frames; re-export it with at least one pixel per frame.")
     if height * width > opts.max_pixels:
         raise GanlstmError(
             f"{source} has {width}x{height} = {height * width} pixels per frame, above max_pixels={opts.max_pixels}; "
@@ -351,6 +355,12 @@ def _check_finite(raw: np.ndarray, label: str) -> None:
     if bad:
         raise GanlstmError(
             f"{label} holds {bad} NaN/Inf value(s); replace them (e.g. numpy.nan_to_num) before reading the sequence."
+        )
+    peak = float(np.abs(raw).max()) if raw.size else 0.0
+    if peak > _FLOAT32_SAFE:
+        raise GanlstmError(
+            f"{label} holds values up to {peak:.3g} in magnitude, beyond what float32 frames can scale ({_FLOAT32_SAFE:.2g}); "
+            f"rescale it (e.g. divide by its maximum) before reading the sequence."
         )
 
 
@@ -496,11 +506,26 @@ def _open_multiframe_image(path: Path, opts: FrameOptions) -> _Frames:
         _check_pixels(im.height, im.width, path, opts)
         if n == 1 and _ext(path) not in ANIMATION_EXTENSIONS:
             raise GanlstmError(f"{path} is a single image; pass the directory that holds all frames of the sequence.")
+        if _ext(path) == ".gif" and not _gif_has_trailer(path):
+            raise GanlstmError(
+                f"{path} is corrupt or truncated (it lacks the GIF end marker, so frames may be missing); re-export or re-download it."
+            )
     except GanlstmError:
         im.close()
         raise
     items = ((f"frame {i} of {path}", partial(_pil_seek_array, im, i)) for i in range(n))
     return _Frames(n, items, im.close)
+
+
+def _gif_has_trailer(path: Path) -> bool:
+    """Whether the file ends with the GIF trailer byte (0x3B), ignoring NUL padding.
+
+    Pillow reads a GIF cut between two frames as a shorter animation without complaint;
+    the missing trailer is what gives such a file away.
+    """
+    with _guard(path), open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 64))
+        return f.read().rstrip(b"\x00").endswith(b"\x3b")
 
 
 def _pil_seek_array(im: Image.Image, index: int) -> np.ndarray:
