@@ -114,7 +114,8 @@ def test_dataset_refuses_non_empty_out_without_overwrite(tmp_path):
 
 def test_cli_writes_frames_params_and_summary(tmp_path):
     out = tmp_path / "m"
-    result = CliRunner().invoke(cli, ["simulate", "--out", str(out), "--sequences", "2", "--frames", "3", "--size", "16"])
+    args = ["simulate", "--out", str(out), "--sequences", "2", "--frames", "3", "--size", "16", "--workers", "2"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert str(out) in result.output
     for i in range(2):
