@@ -57,6 +57,14 @@ def train_encoder_run(data: Path, gan: Path, out: Path, steps: int = 2, **run_kw
     return train_forecaster(encoder_config(data, gan), run_config(out, steps, **run_kw))
 
 
+def tiny_runs(root: Path) -> dict[str, Path]:
+    """Simulated data, a real stage-one run (2 steps) and a real stage-two run on top of it (1 step)."""
+    data = simulated(root / "data")
+    gan = train_gan_run(data, root / "runs", steps=2)
+    enc = train_encoder_run(data, gan / "last.pt", root / "runs", steps=1)
+    return {"data": data, "gan": gan / "last.pt", "encoder": enc / "last.pt"}
+
+
 def cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     """Run ``ganlstm ARGS`` in this process; returns (exit status, stderr)."""
     code = 0

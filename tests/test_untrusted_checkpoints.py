@@ -20,7 +20,7 @@ import torch
 from ganlstm import GanlstmError
 from ganlstm.checkpoint import load_checkpoint
 from ganlstm.predictor import Predictor
-from reliability_helpers import BOMB_FORMATS, cli, simulated, train_encoder_run, train_gan_run, write_bomb
+from reliability_helpers import BOMB_FORMATS, cli, tiny_runs, write_bomb
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:no validation"),  # the tiny runs have no validation split, on purpose
@@ -31,11 +31,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Real data, a real stage-one run and a real stage-two run on top of it."""
-    root = tmp_path_factory.mktemp("untrusted")
-    data = simulated(root / "data")
-    gan = train_gan_run(data, root / "runs", steps=2)
-    enc = train_encoder_run(data, gan / "last.pt", root / "runs", steps=1)
-    return {"data": data, "gan": gan / "last.pt", "encoder": enc / "last.pt"}
+    return tiny_runs(tmp_path_factory.mktemp("untrusted"))
 
 
 @pytest.fixture
