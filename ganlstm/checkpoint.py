@@ -28,11 +28,23 @@ FORMAT_VERSION = 1
 KINDS = ("gan", "forecaster")
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temp file next to ``path`` (same filesystem, so ``os.replace`` is atomic), with the mode ``open()`` would give.
+
+    ``mkstemp`` creates files as 0600; kept, every checkpoint and picture would be unreadable to collaborators.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0o022)  # reading the umask means setting it; restored at once
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -48,7 +60,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` through a temp file + ``os.replace``: a crash leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

@@ -65,6 +65,15 @@ def tiny_runs(root: Path) -> dict[str, Path]:
     return {"data": data, "gan": gan / "last.pt", "encoder": enc / "last.pt"}
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Train on one thread: on a shared 2-core CI box, torch's spinning worker threads make tiny steps seconds long."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     """Run ``ganlstm ARGS`` in this process; returns (exit status, stderr)."""
     code = 0

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from reliability_helpers import GAN, cli, tiny_runs
+from reliability_helpers import GAN, cli, one_thread, tiny_runs  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.filterwarnings("ignore:no validation")  # the tiny runs have no validation split, on purpose
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:no validation"),  # the tiny runs have no validation split, on purpose
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 @pytest.fixture(scope="module")

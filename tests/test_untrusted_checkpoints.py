@@ -20,9 +20,10 @@ import torch
 from ganlstm import GanlstmError
 from ganlstm.checkpoint import load_checkpoint
 from ganlstm.predictor import Predictor
-from reliability_helpers import BOMB_FORMATS, cli, tiny_runs, write_bomb
+from reliability_helpers import BOMB_FORMATS, cli, one_thread, tiny_runs, write_bomb  # noqa: F401 - fixture
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore:no validation"),  # the tiny runs have no validation split, on purpose
     pytest.mark.filterwarnings("ignore:Detected pickle protocol"),  # torch notes the raw-pickle bomb's protocol
 ]

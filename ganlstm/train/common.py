@@ -203,6 +203,18 @@ def resolve_resume(resume: str, out: str | Path, name: str) -> Path:
     return p
 
 
+def remove_orphan_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the ``.<name>.<random>.tmp`` files of atomic writes cut off by a kill; returns what was removed.
+
+    A SIGKILL during ``save_checkpoint`` leaves its temp file behind (the real file is intact).
+    One process trains in a run directory, so when training starts none of them is in use.
+    """
+    orphans = sorted(Path(run_dir).glob(".*.tmp"))
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    return orphans
+
+
 class CsvLog:
     """Append-only CSV whose columns are fixed by the first row; on resume, rows past the step are dropped."""
 
@@ -364,6 +376,8 @@ def fit(
     total = min(max_steps, (epochs or math.inf) * steps_per_epoch)
     log = CsvLog(run_dir / "log.csv", resume_step=state.step) if dist_.is_main else None
     mlog = CsvLog(run_dir / "metrics.csv", resume_step=state.step) if dist_.is_main else None
+    if dist_.is_main:
+        remove_orphan_temp_files(run_dir)
     loader_gen = torch.Generator()  # a private generator: DataLoader must not draw from the global RNG
 
     def save(name: str) -> None:

@@ -1,0 +1,471 @@
+"""Reliability under faults (issue 8): kills, Ctrl-C, NaN batches, and reproducibility.
+
+* **Crash safety** (``slow``, still run in CI): ``ganlstm train-gan`` and then ``ganlstm
+  train-encoder`` (on the generator that survived the first chaos run) are started in
+  subprocesses on 16 px simulated mergers with ``--save-every 1`` and interrupted on a seeded
+  schedule: SIGKILL a random moment after a random number of checkpoint writes, SIGKILL the
+  instant a checkpoint's temp file appears (i.e. during ``torch.save``), SIGINT / SIGTERM right
+  after an epoch-end save with ``--save-every 0`` (so only the signal handler can have written the
+  next ``last.pt``), and ``--resume last`` after each. After every fault the run directory is
+  audited: every ``.pt`` loads with ``weights_only``, ``config.json``/``split.json`` parse,
+  ``log.csv``/``metrics.csv`` parse with strictly increasing steps, samples decode, and no
+  ``last.pt`` step ever goes backwards. Each resume must start from the step of the ``last.pt``
+  the fault left, and the run must end at its step budget with no temp file left over. The
+  tally is printed and quoted in ``docs/reliability.md``.
+* **Divergence**: a NaN (stage one) or Inf (stage two) batch is slipped into the training set;
+  training stops with an error naming the step, ``last.pt`` is left as it was, and
+  ``--skip-nonfinite`` drops exactly that batch and finishes.
+* **Determinism**: two CPU runs with the same seed give bit-identical checkpoints (every tensor of
+  every model and optimiser state), for each stage; ``--deterministic`` turns on
+  ``torch.use_deterministic_algorithms`` in both trainers.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ganlstm.checkpoint import load_checkpoint
+from ganlstm.train import forecaster as forecaster_train
+from ganlstm.train import gan as gan_train
+from ganlstm.train.common import Dist, epoch_batches
+from reliability_helpers import GAN, SIZE, cli, encoder_config, gan_config, one_thread, run_config, simulated  # noqa: F401 - fixture
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:no validation"),  # the in-process runs have no validation split
+    pytest.mark.usefixtures("one_thread"),
+]
+
+CHAOS_SEED = 8  # the fault schedule (which moments, how many saves between faults)
+# Budgets on the chaos data (6 sequences x 12 frames, batch 8 for stage one, 4 for stage two): two epochs each, so the
+# graceful interruption after the first epoch-end save always has steps left.
+GAN_EPOCH, ENCODER_EPOCH = 9, 10  # steps per epoch: 72 frames / 8; 5 train sequences x 8 windows / 4
+GAN_STEPS, ENCODER_STEPS = 2 * GAN_EPOCH, 2 * ENCODER_EPOCH - 4
+SPAWN_TIMEOUT = 120.0  # seconds a subprocess may take to reach the awaited event (a loaded CI box is slow)
+
+
+# ---------------------------------------------------------------- crash safety: machinery
+
+
+@dataclass
+class Tally:
+    """What was done to a run and what survived it."""
+
+    kills: int = 0
+    kills_mid_write: int = 0  # SIGKILLs that left a checkpoint temp file behind: the write was cut off
+    signals: int = 0  # SIGINT / SIGTERM
+    resumes: int = 0
+    files_checked: int = 0
+    corrupt_files: int = 0
+    temp_files_left: int = 0  # at the end of the run
+
+
+class Chaos:
+    """Runs one training command under a fault schedule and audits its run directory after every fault."""
+
+    def __init__(self, first_args: list, resume_args: list, out: Path, run_glob: str, tmp: Path):
+        self.first_args, self.resume_args, self.out, self.run_glob, self.tmp = first_args, resume_args, out, run_glob, tmp
+        self.tally = Tally()
+        self.run_dir: Path | None = None
+        self.last_step = 0  # step of the newest last.pt seen by an audit
+        self.launches = 0
+
+    # -- processes
+
+    def launch(self, extra: list = ()) -> subprocess.Popen:
+        args = self.first_args if self.launches == 0 else self.resume_args
+        if self.launches:
+            self.tally.resumes += 1
+        self.launches += 1
+        log = (self.tmp / f"proc{self.launches}.log").open("wb")
+        # One OpenMP thread: on a shared CI box, spinning worker threads make a tiny step seconds long.
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.Popen([sys.executable, "-m", "ganlstm", *map(str, args), *map(str, extra)],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp, env=env)
+
+    def output(self) -> str:
+        return (self.tmp / f"proc{self.launches}.log").read_text(errors="replace")
+
+    def _check_resumed_from(self) -> None:
+        """A resumed process's progress bar must start at the step of the last.pt the previous fault left."""
+        counts = re.findall(r"\| *(\d+)/\d+ \[", self.output())
+        if self.launches > 1 and counts:
+            assert int(counts[0]) == self.last_step, f"resumed at step {counts[0]}, but last.pt held step {self.last_step}"
+
+    def _wait(self, proc: subprocess.Popen, ready) -> bool:
+        """Poll every ~1 ms until ``ready()``; False if the process exited first."""
+        deadline = time.monotonic() + SPAWN_TIMEOUT
+        while time.monotonic() < deadline:
+            if ready():
+                return True
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.001)
+        proc.kill()
+        raise AssertionError(f"no progress within {SPAWN_TIMEOUT:.0f} s:\n{self.output()[-2000:]}")
+
+    def _find_run_dir(self, proc: subprocess.Popen) -> None:
+        if self.run_dir is None:
+            assert self._wait(proc, lambda: any(self.out.glob(self.run_glob))), self.output()[-2000:]
+            self.run_dir = next(self.out.glob(self.run_glob))
+
+    def _last_id(self) -> tuple[int, int] | None:
+        try:
+            s = os.stat(self.run_dir / "last.pt")  # os.replace gives every new last.pt a new inode
+        except FileNotFoundError:
+            return None
+        return s.st_ino, s.st_mtime_ns
+
+    def _await_saves(self, proc: subprocess.Popen, n: int) -> list[float]:
+        """Wait for ``n`` new last.pt files; returns when each appeared (fewer if the process exited)."""
+        self._find_run_dir(proc)
+        times = []
+        for _ in range(n):
+            seen = self._last_id()
+            if not self._wait(proc, lambda: self._last_id() not in (None, seen)):
+                break
+            times.append(time.monotonic())
+        return times
+
+    def temp_files(self) -> list[str]:
+        return [n for n in os.listdir(self.run_dir) if n.startswith(".") and n.endswith(".tmp")]
+
+    # -- faults
+
+    def kill_at_random(self, rng: random.Random) -> None:
+        """SIGKILL at a random moment: 2 or 3 checkpoint writes in, plus a random fraction of a step."""
+        proc = self.launch()
+        times = self._await_saves(proc, rng.randint(2, 3))
+        if len(times) >= 2:  # the step time is measured, so the moment is random within a step on any machine
+            time.sleep(rng.random() * (times[-1] - times[-2]))
+        self._kill(proc)
+
+    def kill_mid_write(self) -> None:
+        """SIGKILL the moment a checkpoint temp file exists, i.e. while ``torch.save`` is writing it."""
+        proc = self.launch()
+        self._find_run_dir(proc)
+        before = set(self.temp_files())  # leftovers of earlier kills, if the library does not clean them
+        hit = self._wait(proc, lambda: bool(set(self.temp_files()) - before))
+        self._kill(proc)
+        if hit and set(self.temp_files()) - before:
+            self.tally.kills_mid_write += 1
+
+    def interrupt_after_epoch_save(self, sig: signal.Signals, steps_per_epoch: int) -> int:
+        """With ``--save-every 0``, send ``sig`` right after an epoch-end save; return the step its own save holds."""
+        proc = self.launch(["--save-every", 0])
+        assert self._await_saves(proc, 1), f"the run ended before an epoch-end save:\n{self.output()[-2000:]}"
+        assert proc.poll() is None, f"the budget ended at the epoch boundary; nothing left to interrupt:\n{self.output()[-2000:]}"
+        boundary = load_checkpoint(self.run_dir / "last.pt")["step"]
+        proc.send_signal(sig)
+        code = proc.wait(timeout=SPAWN_TIMEOUT)
+        self.tally.signals += 1
+        self._check_resumed_from()
+        out = self.output()
+        assert code == 130 and "aborted." in out and "Traceback" not in out, f"exit {code}:\n{out[-2000:]}"
+        step = load_checkpoint(self.run_dir / "last.pt")["step"]
+        # With --save-every 0 only an epoch end or the signal handler writes last.pt: a step past the
+        # boundary that is not itself an epoch end can only come from the handler.
+        assert step > boundary and step % steps_per_epoch != 0, (boundary, step)
+        self.audit()
+        return step
+
+    def finish(self) -> None:
+        proc = self.launch()
+        code = proc.wait(timeout=SPAWN_TIMEOUT)
+        assert code == 0, self.output()[-2000:]
+        self._check_resumed_from()
+        self.audit()
+        self.tally.temp_files_left = len(self.temp_files())
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        assert proc.poll() is None, f"the run ended before the fault (exit {proc.returncode}):\n{self.output()[-2000:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=SPAWN_TIMEOUT)
+        self.tally.kills += 1
+        self._check_resumed_from()
+        self.audit()
+
+    # -- audit
+
+    def audit(self) -> None:
+        """Every file of the run must be whole; last.pt must never go back in steps."""
+        rd = self.run_dir
+        for p in sorted(rd.glob("*.pt")):
+            self._check(p, lambda p: torch.load(p, weights_only=True) and load_checkpoint(p))
+        for name in ("config.json", "split.json"):
+            if (rd / name).exists():
+                self._check(rd / name, lambda p: json.loads(p.read_text()))
+        for name in ("log.csv", "metrics.csv"):
+            if (rd / name).exists():
+                self._check(rd / name, _check_csv)
+        for p in sorted((rd / "samples").glob("*")):
+            self._check(p, _decode_image)
+        if (rd / "last.pt").exists():
+            step = load_checkpoint(rd / "last.pt")["step"]
+            assert step >= self.last_step, f"last.pt went back from step {self.last_step} to {step}"
+            self.last_step = step
+
+    def _check(self, path: Path, check) -> None:
+        self.tally.files_checked += 1
+        try:
+            check(path)
+        except Exception as e:  # noqa: BLE001 - any failure to read is a corrupt file; reported below
+            self.tally.corrupt_files += 1
+            raise AssertionError(f"{path.name} is unreadable after a fault: {type(e).__name__}: {e}") from None
+
+
+def _check_csv(path: Path) -> None:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+    assert all(None not in r.values() and "" not in r.values() for r in rows), f"{path.name} has a partial row"
+    assert steps == sorted(set(steps)), f"{path.name} steps are not strictly increasing: {steps}"
+
+
+def _decode_image(path: Path) -> None:
+    with Image.open(path) as im:
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            im.load()
+
+
+def _chaos_data(root: Path) -> Path:
+    """6 simulated 12-frame sequences (stage one trains on all 6, stage two on 5 and validates on 1)."""
+    from ganlstm.data.simulate import simulate_dataset
+
+    return simulate_dataset(root, sequences=6, frames=12, size=SIZE, seed=1, progress=False)
+
+
+# ---------------------------------------------------------------- crash safety: the test
+
+
+@pytest.mark.slow
+def test_kill_and_resume_leaves_nothing_corrupt_and_continues(tmp_path):
+    rng = random.Random(CHAOS_SEED)
+    data = _chaos_data(tmp_path / "data")
+    common = ["--device", "cpu", "--save-every", 1]
+
+    gan_out = tmp_path / "gan_runs"
+    gan = Chaos(  # no validation split: the per-epoch projection score would cost more than the training
+        ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf, "--val-fraction", 0,
+         "--test-fraction", 0, "--batch-size", 8, "--max-steps", GAN_STEPS, "--out", gan_out, *common],
+        ["train-gan", "--resume", "last", "--out", gan_out, "--max-steps", GAN_STEPS, "--device", "cpu", "--save-every", 1],
+        gan_out, "*-gan", tmp_path,
+    )
+    gan.kill_at_random(rng)
+    gan.kill_mid_write()
+    gan.interrupt_after_epoch_save(signal.SIGINT, steps_per_epoch=GAN_EPOCH)
+    gan.finish()
+    _assert_complete(gan, GAN_STEPS)
+
+    enc_out = tmp_path / "encoder_runs"
+    enc = Chaos(
+        ["train-encoder", "--gan", gan.run_dir / "last.pt", "--data", data, "--context", 3, "--horizon", 2, "--hidden", 8,
+         "--val-fraction", 0.2, "--test-fraction", 0, "--batch-size", 4, "--max-steps", ENCODER_STEPS, "--out", enc_out, *common],
+        ["train-encoder", "--resume", "last", "--out", enc_out, "--max-steps", ENCODER_STEPS, "--device", "cpu", "--save-every", 1],
+        enc_out, "*-gan_lstm", tmp_path / "enc",
+    )
+    (tmp_path / "enc").mkdir()
+    enc.kill_at_random(rng)
+    enc.kill_mid_write()
+    enc.interrupt_after_epoch_save(signal.SIGTERM, steps_per_epoch=ENCODER_EPOCH)
+    enc.finish()
+    _assert_complete(enc, ENCODER_STEPS)
+
+    total = Tally(**{k: getattr(gan.tally, k) + getattr(enc.tally, k) for k in asdict(gan.tally)})
+    print(f"\ncrash safety: train-gan {asdict(gan.tally)}\n              train-encoder {asdict(enc.tally)}\n              total {asdict(total)}")
+    assert total.kills_mid_write >= 2, "no kill landed inside a checkpoint write; the mid-write case went untested"
+
+
+def _assert_complete(chaos: Chaos, steps: int) -> None:
+    rd = chaos.run_dir
+    assert load_checkpoint(rd / "last.pt")["step"] == steps
+    with (rd / "log.csv").open(newline="") as f:
+        logged = [int(r["step"]) for r in csv.DictReader(f)]
+    assert logged[-1] == steps, logged
+    assert chaos.tally.corrupt_files == 0 and chaos.tally.temp_files_left == 0, (asdict(chaos.tally), chaos.temp_files())
+    assert len(list(chaos.out.iterdir())) == 1, "a resume created a new run directory instead of continuing"
+
+
+def test_atomic_writes_leave_no_temp_file_and_keep_the_usual_permissions(tmp_path):
+    from ganlstm.checkpoint import atomic_write_bytes, save_checkpoint
+    from ganlstm.train.common import remove_orphan_temp_files
+
+    old = os.umask(0o027)
+    try:
+        save_checkpoint(tmp_path / "c.pt", kind="gan", config={}, models={"m": torch.nn.Linear(2, 2)})
+        atomic_write_bytes(tmp_path / "c.json", b"{}")
+    finally:
+        os.umask(old)
+    # mkstemp's private 0600 must not leak into results that collaborators read.
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {oct(0o640)}
+    (tmp_path / ".last.pt.k2j4h1.tmp").write_bytes(b"half a checkpoint")  # what a SIGKILL mid-save leaves
+    assert [p.name for p in remove_orphan_temp_files(tmp_path)] == [".last.pt.k2j4h1.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.pt"]
+
+
+# ---------------------------------------------------------------- divergence
+
+
+class Poisoned(torch.utils.data.Dataset):
+    """``base`` with item ``index`` filled with ``value`` (NaN or Inf): a bad batch the readers would have refused."""
+
+    def __init__(self, base, index: int, value: float):
+        self.base, self.index, self.value = base, index, value
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        item = self.base[i]
+        if i != self.index:
+            return item
+        if isinstance(item, tuple):  # (context, target) windows: poison the observed frames
+            context, target = item
+            return torch.full_like(context, self.value), target
+        return torch.full_like(item, self.value)
+
+
+def _poison_gan_data(monkeypatch, index: int, value: float) -> None:
+    load = gan_train.load_gan_data
+
+    def poisoned(cfg, seed):
+        data = load(cfg, seed)
+        data.train = Poisoned(data.train, index, value)
+        return data
+
+    monkeypatch.setattr(gan_train, "load_gan_data", poisoned)
+
+
+def _poison_windows(monkeypatch, index: int, value: float) -> None:
+    load = forecaster_train.load_data
+
+    def poisoned(cfg, seed):
+        cfg, data = load(cfg, seed)
+        data.train = Poisoned(data.train, index, value)
+        return cfg, data
+
+    monkeypatch.setattr(forecaster_train, "load_data", poisoned)
+
+
+def _item_at(step: int, n: int, batch_size: int, seed: int) -> int:
+    """A dataset index that the training loop puts into the batch of (1-based) ``step`` of the first epoch."""
+    return epoch_batches(n, batch_size, seed, 0, Dist())[step - 1][0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return simulated(tmp_path_factory.mktemp("reliability") / "data")  # 5 sequences x 8 frames
+
+
+@pytest.fixture(scope="module")
+def gan_ckpt(data, tmp_path_factory) -> Path:
+    return gan_train.train_gan(gan_config(data), run_config(tmp_path_factory.mktemp("gan"), 1)) / "last.pt"
+
+
+def test_nan_batch_stops_stage_one_naming_the_step_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
+    n, bs, seed, bad = 40, 4, 0, 3  # 5 x 8 frames: an epoch is 10 steps, so the bad batch comes once in 4 steps
+    _poison_gan_data(monkeypatch, _item_at(bad, n, bs, seed), float("nan"))
+    args = ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
+            "--val-fraction", 0, "--test-fraction", 0, "--batch-size", bs, "--seed", seed, "--max-steps", bad + 1,
+            "--save-every", 1, "--device", "cpu"]
+    code, err = cli(args + ["--out", tmp_path / "a"], capsys)
+    assert code == 2 and f"error: the D loss became NaN/Inf at step {bad}" in err and "--skip-nonfinite" in err, err
+    assert "Traceback" not in err
+    last = next((tmp_path / "a").glob("*-gan")) / "last.pt"
+    kept = load_checkpoint(last)
+    assert kept["step"] == bad - 1 and f"{last} is intact" in err
+    assert all(torch.isfinite(t).all() for m in kept["models"].values() for t in m.values() if t.is_floating_point())
+
+    code, err = cli(args + ["--out", tmp_path / "b", "--skip-nonfinite"], capsys)
+    assert code == 0, err
+    done = load_checkpoint(next((tmp_path / "b").glob("*-gan")) / "last.pt")
+    assert done["step"] == bad + 1 and done["extra"]["skipped_batches"] == 1
+    assert all(torch.isfinite(t).all() for m in done["models"].values() for t in m.values() if t.is_floating_point())
+
+
+def test_inf_batch_stops_stage_two_naming_the_step_and_skip_nonfinite_continues(data, gan_ckpt, tmp_path, monkeypatch):
+    from ganlstm import GanlstmError
+
+    cfg = encoder_config(data, gan_ckpt)
+    _, clean = forecaster_train.load_data(forecaster_train.resolve_config(cfg)[0], 0)
+    n, bs, bad = len(clean.train), 4, 2
+    steps = bad + 1  # within the first epoch, so the bad batch comes once
+    _poison_windows(monkeypatch, _item_at(bad, n, bs, 0), float("inf"))
+    with pytest.raises(GanlstmError, match=rf"the gan_lstm loss became NaN/Inf at step {bad}; training stopped and the last good checkpoint .* is intact"):
+        forecaster_train.train_forecaster(cfg, run_config(tmp_path / "a", steps, save_every=1))
+    assert load_checkpoint(next((tmp_path / "a").glob("*-gan_lstm")) / "last.pt")["step"] == bad - 1
+    run_dir = forecaster_train.train_forecaster(cfg, run_config(tmp_path / "b", steps, skip_nonfinite=True))
+    done = load_checkpoint(run_dir / "last.pt")
+    assert done["step"] == steps and done["extra"]["skipped_batches"] == 1
+    assert all(torch.isfinite(t).all() for t in done["models"]["forecaster"].values() if t.is_floating_point())
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def _assert_bit_identical(a: Path, b: Path) -> int:
+    """Every tensor of every model and optimiser state equal (bitwise); returns how many were compared."""
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert ca["step"] == cb["step"] and ca["models"].keys() == cb["models"].keys()
+    compared = 0
+    for name in ca["models"]:
+        sa, sb = ca["models"][name], cb["models"][name]
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), f"{name}.{key} differs between two runs with the same seed"
+            compared += 1
+    for name in ca["optimizers"]:
+        for pa, pb in zip(ca["optimizers"][name]["state"].values(), cb["optimizers"][name]["state"].values()):
+            for key in pa:
+                assert torch.equal(torch.as_tensor(pa[key]), torch.as_tensor(pb[key])), f"optimizer {name}.{key} differs"
+                compared += 1
+    assert torch.equal(ca["rng"]["torch"], cb["rng"]["torch"])
+    return compared
+
+
+def test_same_seed_gives_bit_identical_checkpoints_for_each_stage(data, gan_ckpt, tmp_path):
+    gan_runs = [gan_train.train_gan(gan_config(data), run_config(tmp_path / name, 3, seed=5)) for name in ("g1", "g2")]
+    assert _assert_bit_identical(gan_runs[0] / "last.pt", gan_runs[1] / "last.pt") > 50
+    cfg = encoder_config(data, gan_ckpt, sampling_start=0.5, sampling_end=0.5)  # scheduled-sampling coins every step
+    enc_runs = [forecaster_train.train_forecaster(cfg, run_config(tmp_path / name, 3, seed=5)) for name in ("e1", "e2")]
+    assert _assert_bit_identical(enc_runs[0] / "last.pt", enc_runs[1] / "last.pt") > 20
+    other = gan_train.train_gan(gan_config(data), run_config(tmp_path / "g3", 3, seed=6))
+    with pytest.raises(AssertionError, match="differs"):  # the comparison can tell runs apart
+        _assert_bit_identical(gan_runs[0] / "last.pt", other / "last.pt")
+
+
+@pytest.fixture
+def deterministic_off():
+    """Restore the process-wide flag: a trainer that turns it on leaves it on for later tests otherwise."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_deterministic_flag_reaches_both_trainers(data, gan_ckpt, tmp_path, capsys, deterministic_off):
+    gan_args = ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
+                "--val-fraction", 0, "--test-fraction", 0, "--batch-size", 4, "--max-steps", 1, "--device", "cpu"]
+    enc_args = ["train-encoder", "--gan", gan_ckpt, "--data", data, "--context", 3, "--horizon", 2, "--hidden", 8,
+                "--val-fraction", 0, "--test-fraction", 0, "--batch-size", 4, "--max-steps", 1, "--device", "cpu"]
+    for name, args in (("train-gan", gan_args), ("train-encoder", enc_args)):
+        code, err = cli(args + ["--out", tmp_path / f"{name}-off"], capsys)
+        assert code == 0 and not torch.are_deterministic_algorithms_enabled(), f"{name} turned it on unasked: {err}"
+        code, err = cli(args + ["--out", tmp_path / f"{name}-on", "--deterministic"], capsys)
+        assert code == 0 and torch.are_deterministic_algorithms_enabled(), f"{name} --deterministic did not turn it on: {err}"
+        run_dir = next((tmp_path / f"{name}-on").iterdir())
+        assert json.loads((run_dir / "config.json").read_text())["run"]["deterministic"] is True
+        torch.use_deterministic_algorithms(False)
