@@ -1,0 +1,82 @@
+"""``ganlstm evaluate`` and ``ganlstm benchmark``: thin wrappers over :mod:`ganlstm.evaluation`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import GanlstmError
+
+
+@click.command("evaluate")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(path_type=Path),
+              help="A forecaster checkpoint or run directory (repeat for several). persistence and linear are always included.")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Frames: a directory of sequences (or one sequence).")
+@click.option("--context", required=True, type=click.IntRange(1), help="Observed frames J per window.")
+@click.option("--horizon", required=True, type=click.IntRange(1), help="Predicted frames K per window (closed loop).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for metrics.csv, metrics.json, metrics.png.")
+@click.option("--split", default="auto", show_default=True, type=click.Choice(["auto", "test", "all"]),
+              help="test: the checkpoints' recorded test sequences; all: every sequence of --data; "
+                   "auto: test if --data is the collection they were trained on, else all.")
+@click.option("--size", type=click.IntRange(4), help="Resize frames (only without --checkpoint; checkpoints fix the size).")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
+@click.option("--overwrite", is_flag=True, help="Replace existing metrics files in --out.")
+def evaluate(checkpoints, data, context, horizon, out, split, size, batch_size, device, amp, overwrite) -> None:
+    """Compare models on the same windows: per-horizon MSE/MAE/PSNR/SSIM/sharpness.
+
+    Every model predicts K frames from J observed ones on every window (windows start every
+    K frames). Writes OUT/metrics.csv (model, horizon, metric, value), OUT/metrics.json and
+    OUT/metrics.png, and prints horizons 1, K/2, K and the mean.
+    """
+    from ..evaluation import check_outputs, evaluate_checkpoints, format_table, write_metrics
+
+    if not overwrite and data.is_dir() and data.resolve() in (out.resolve(), *out.resolve().parents):
+        # metrics.png inside a frame collection would be read back as a frame (or a whole sequence) next time.
+        raise GanlstmError(f"--out {out} is inside --data {data}; choose another --out (or pass --overwrite).")
+    check_outputs(out, overwrite)  # before minutes of work
+    result = evaluate_checkpoints(checkpoints, data, context, horizon, split=split, size=size, batch_size=batch_size,
+                                  device=device, amp=amp)
+    paths = write_metrics(result, out, overwrite=overwrite)
+    click.echo(format_table(result) + f"\n(split: {result.info['split']}, {len(result.info['sequence_names'])} sequences)")
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _parse_named(values: tuple[str, ...]) -> dict[str, str]:
+    named = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise GanlstmError(f"--checkpoint {v!r} is not NAME=PATH; write e.g. --checkpoint convlstm=runs/002-convlstm.")
+        if name in named:
+            raise GanlstmError(f"--checkpoint {name}=... is given twice; pass each name once.")
+        named[name] = path
+    return named
+
+
+@click.command("benchmark")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for data, runs and results.")
+@click.option("--quick", is_flag=True, help="A tiny smoke-test configuration (16 px, a few steps): minutes, not a result.")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="NAME=PATH",
+              help="Use this checkpoint instead of training NAME (gan, gan_lstm, convlstm, predrnn), or add another forecaster under NAME.")
+@click.option("--models", default="gan_lstm,convlstm,predrnn", show_default=True, help="Learned models to train and compare (comma-separated).")
+@click.option("--mnist", type=click.Path(path_type=Path), help="Run on Moving MNIST instead: the standard mnist_test_seq.npy ((20, N, 64, 64) uint8).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--overwrite", is_flag=True, help="Reuse a non-empty --out (data and results are replaced, runs added).")
+def benchmark(out, quick, checkpoints, models, mnist, device, overwrite) -> None:
+    """Run the reproducible benchmark: simulate, train, evaluate, tabulate.
+
+    The merger benchmark simulates fixed train/test collections (seeds 1 and 2), trains
+    gan (stage one) -> gan_lstm, convlstm and predrnn for a fixed budget (docs/benchmarks.md),
+    and evaluates them with persistence and linear at j=10 -> k=10 and j=20 -> k=30.
+    """
+    from ..evaluation import benchmark_spec, format_table, run_benchmark
+
+    spec = benchmark_spec(quick=quick, mnist=mnist is not None)
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+    results = run_benchmark(spec, out, mnist_path=mnist, checkpoints=_parse_named(checkpoints), models=chosen,
+                            device=device, overwrite=overwrite)
+    for task, ev in results.items():
+        click.echo(format_table(ev, horizons=(1, ev.horizon // 2, 10, 30)) + "\n")
+    click.echo(f"wrote {out}/tables.md, {out}/benchmark.json and " + ", ".join(f"{out}/{t}/metrics.*" for t in results))

@@ -1,0 +1,214 @@
+"""Evaluation: metrics files and table, `ganlstm evaluate` on a tiny checkpoint, Moving MNIST, `benchmark --quick`."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganlstm.cli import main
+from ganlstm.config import ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig
+from ganlstm.data.mnist import load_moving_mnist, write_collection
+from ganlstm.errors import GanlstmError
+from ganlstm.evaluation import (
+    Evaluation, best_models, evaluate_models, format_table, load_checkpoints, select_split, trivial_baselines, write_metrics,
+)
+from ganlstm.metrics import METRICS
+
+S = 16
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def moving_squares(n: int, frames: int, seed: int = 0) -> np.ndarray:
+    """(n, T, 1, S, S) in [0, 1]: a bright square drifting one pixel per frame (linear motion)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, frames, 1, S, S), np.float32)
+    for i in range(n):
+        y, x = rng.integers(2, 6, 2)
+        for t in range(frames):
+            out[i, t, 0, y : y + 4, (x + t) % (S - 4) : (x + t) % (S - 4) + 4] = 0.9
+    return out
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """Ten 12-frame sequences as .npy files (read back with scaling='fixed')."""
+    root = tmp_path_factory.mktemp("data") / "squares"
+    write_collection(moving_squares(10, 12), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(collection, tmp_path_factory):
+    """A convlstm trained for two steps on `collection`, holding out 2 test sequences."""
+    from ganlstm.train.forecaster import train_forecaster
+
+    cfg = ForecastTrainConfig(model=ForecasterConfig(model="convlstm", hidden=(4,)), data=FrameOptions(scaling="fixed"),
+                              data_path=str(collection), context=3, horizon=2, val_fraction=0.1, test_fraction=0.2)
+    run = RunConfig(out=str(tmp_path_factory.mktemp("runs")), max_steps=2, batch_size=4, device="cpu", progress=False)
+    return train_forecaster(cfg, run)
+
+
+def test_metrics_files_schema_and_overwrite(tmp_path):
+    seqs = moving_squares(3, 8)
+    ev = evaluate_models(trivial_baselines(), seqs, context=3, horizon=4, batch_size=2, device="cpu")
+    assert ev.windows == 3 and ev.sequences == 3  # stride = horizon: one window (3 + 4 <= 8 < 3 + 4 + 4) per sequence
+    paths = write_metrics(ev, tmp_path)
+    with paths["metrics.csv"].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["model", "horizon", "metric", "value"]
+    assert len(rows) == 2 * len(METRICS) * 4
+    assert {r["model"] for r in rows} == {"persistence", "linear"} and {r["metric"] for r in rows} == set(METRICS)
+    assert sorted({int(r["horizon"]) for r in rows}) == [1, 2, 3, 4]
+    ssim_p = [float(r["value"]) for r in rows if r["model"] == "persistence" and r["metric"] == "ssim"]
+    np.testing.assert_allclose(ssim_p, ev.per_horizon["persistence"]["ssim"], rtol=1e-5)
+    saved = json.loads(paths["metrics.json"].read_text())
+    assert saved["per_horizon"] == ev.per_horizon and saved["mean"] == ev.mean and saved["horizon"] == 4
+    assert Image.open(paths["metrics.png"]).size[0] > 400
+    with pytest.raises(GanlstmError, match="--overwrite"):
+        write_metrics(ev, tmp_path)
+    write_metrics(ev, tmp_path, overwrite=True)
+
+
+def test_linear_is_exact_on_linear_brightening_and_table_marks_it():
+    ramp = (0.1 + 0.1 * np.arange(8, dtype=np.float32)).reshape(1, 8, 1, 1, 1)  # 0.1 ... 0.8, no clipping
+    seqs = ramp * moving_squares(3, 8)[:, :1] / 0.9  # a fixed square brightening linearly in time
+    ev = evaluate_models(trivial_baselines(), seqs, context=3, horizon=2, device="cpu")
+    assert ev.mean["linear"]["mse"] < 1e-8 < ev.mean["persistence"]["mse"]
+    table = format_table(ev)
+    assert "k=1" in table and "k=2" in table and "mean" in table
+    mse_linear = next(line for line in table.splitlines() if "linear" in line)  # the first row is MSE
+    assert mse_linear.rstrip().endswith("*")
+    assert best_models("sharpness", {"a": 0.8, "b": 1.1, "c": 1.3}) == {"b"}  # closest to 1 wins
+
+
+def test_evaluate_cli_on_a_tiny_checkpoint(checkpoint, collection, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code, stdout, err = run_cli(["evaluate", "--checkpoint", checkpoint, "--data", collection, "--context", 3,
+                                 "--horizon", 2, "--out", out, "--device", "cpu", "--batch-size", 2], capsys)
+    assert code == 0, err
+    assert "persistence" in stdout and "linear" in stdout and "convlstm" in stdout and "split: test" in stdout
+    info = json.loads((out / "metrics.json").read_text())["info"]
+    assert info["split"] == "test"
+    assert info["sequence_names"] == json.loads((checkpoint / "split.json").read_text())["test"]
+    assert (out / "metrics.png").is_file()
+    code, _, err = run_cli(["evaluate", "--checkpoint", checkpoint, "--data", collection, "--context", 3,
+                            "--horizon", 2, "--out", out], capsys)
+    assert code == 2 and "--overwrite" in err and err.count("\n") == 1
+
+
+def test_split_selection(checkpoint, collection, tmp_path):
+    from ganlstm.checkpoint import load_checkpoint
+
+    ckpts = [load_checkpoint(checkpoint)]
+    copy = tmp_path / "copy"
+    shutil.copytree(collection, copy)
+    sequences = [(f"seq_{i:05d}.npy", np.zeros((4, 1, S, S), np.float32)) for i in range(10)]
+    test = json.loads((checkpoint / "split.json").read_text())["test"]
+    for data, split, names, used in ((collection, "auto", test, "test"), (copy, "auto", None, "all"),
+                                     (copy, "test", test, "test"), (collection, "all", None, "all")):
+        chosen, got = select_split(sequences, data, ckpts, split)
+        assert got == used and [n for n, _ in chosen] == (names or [n for n, _ in sequences])
+    with pytest.raises(GanlstmError, match="lacks the test sequence"):
+        select_split(sequences[:1], copy, ckpts, "test")
+    with pytest.raises(GanlstmError, match="needs a checkpoint"):
+        select_split(sequences, copy, [], "test")
+
+
+def test_evaluate_cli_without_checkpoints_and_size_rules(checkpoint, collection, tmp_path, capsys):
+    code, stdout, err = run_cli(["evaluate", "--data", collection, "--context", 2, "--horizon", 3, "--out", tmp_path / "a",
+                                 "--size", 12, "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert "persistence" in stdout
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["info"]["frame_options"]["size"] == 12
+    code, _, err = run_cli(["evaluate", "--checkpoint", checkpoint, "--data", collection, "--context", 3, "--horizon", 2,
+                            "--out", tmp_path / "b", "--size", 12], capsys)
+    assert code == 2 and "--size 12" in err
+
+
+def test_repeated_model_names_are_made_unique(checkpoint):
+    models, _ = load_checkpoints([checkpoint / "best.pt", checkpoint / "last.pt"], "cpu")
+    run = checkpoint.name
+    assert list(models) == [f"convlstm@{run}/best", f"convlstm@{run}/last"]
+    with pytest.raises(GanlstmError, match="given twice"):
+        load_checkpoints([checkpoint / "last.pt", checkpoint / "last.pt"], "cpu")
+
+
+def test_moving_mnist_loader(tmp_path):
+    raw = np.random.default_rng(0).integers(0, 256, (20, 3, 64, 64), dtype=np.uint8)
+    np.save(tmp_path / "mnist_test_seq.npy", raw)
+    seqs = load_moving_mnist(tmp_path / "mnist_test_seq.npy")
+    assert seqs.shape == (3, 20, 1, 64, 64) and seqs.dtype == np.float32
+    np.testing.assert_allclose(seqs[1, 5, 0], raw[5, 1] / 255.0)  # time-first file -> sequence-first arrays
+    small = load_moving_mnist(tmp_path / "mnist_test_seq.npy", limit=2, size=16)
+    assert small.shape == (2, 20, 1, 16, 16)
+    np.testing.assert_allclose(small[0, 0, 0, 0, 0], raw[0, 0, :4, :4].mean() / 255.0, rtol=1e-5)  # area average
+    np.save(tmp_path / "bad.npy", raw[0])
+    with pytest.raises(GanlstmError, match="standard uint8"):
+        load_moving_mnist(tmp_path / "bad.npy")
+    with pytest.raises(GanlstmError, match="does not exist"):
+        load_moving_mnist(tmp_path / "missing.npy")
+
+
+def test_evaluation_keeps_model_order_and_timing():
+    ev = evaluate_models(trivial_baselines(), moving_squares(2, 6), 2, 2, device="cpu")
+    assert isinstance(ev, Evaluation) and ev.models == ["persistence", "linear"]
+    assert set(ev.seconds) == set(ev.models) and set(ev.mean["linear"]) == set(METRICS)
+
+
+@pytest.mark.slow
+def test_benchmark_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code, stdout, err = run_cli(["benchmark", "--quick", "--out", out, "--device", "cpu"], capsys)
+    assert code == 0, err
+    summary = json.loads((out / "benchmark.json").read_text())
+    assert set(summary["results"]) == {"j10_k10", "j20_k30"}
+    for task, k in (("j10_k10", 10), ("j20_k30", 30)):
+        res = summary["results"][task]
+        assert list(res["per_horizon"]) == ["persistence", "linear", "gan_lstm", "convlstm", "predrnn"]
+        assert all(len(v["mse"]) == k for v in res["per_horizon"].values())
+        assert (out / task / "metrics.png").is_file() and (out / task / "metrics.csv").is_file()
+    assert set(summary["train_seconds"]) == {"gan", "gan_lstm", "convlstm", "predrnn"}
+    assert "k=30" in stdout and "| predrnn |" in (out / "tables.md").read_text()
+    # A second run refuses the non-empty directory; given checkpoints are reused, not retrained.
+    code, _, err = run_cli(["benchmark", "--quick", "--out", out], capsys)
+    assert code == 2 and "--overwrite" in err
+    ckpts = summary["checkpoints"]
+    code, _, err = run_cli(["benchmark", "--quick", "--out", out, "--overwrite", "--device", "cpu", "--models", "convlstm",
+                            "--checkpoint", f"convlstm={ckpts['convlstm']}", "--checkpoint", f"mine={ckpts['predrnn']}"], capsys)
+    assert code == 0, err
+    again = json.loads((out / "benchmark.json").read_text())
+    assert again["train_seconds"] == {} and list(again["results"]["j10_k10"]["per_horizon"])[2:] == ["convlstm", "mine"]
+
+
+def test_benchmark_on_a_fake_moving_mnist_file(tmp_path, capsys):
+    raw = (np.random.default_rng(1).random((20, 20, 64, 64)) < 0.05).astype(np.uint8) * 255
+    np.save(tmp_path / "mnist_test_seq.npy", raw)
+    code, stdout, err = run_cli(["benchmark", "--quick", "--mnist", tmp_path / "mnist_test_seq.npy", "--models", "convlstm",
+                                 "--out", tmp_path / "bench", "--device", "cpu"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert summary["spec"]["name"] == "mnist-quick" and list(summary["results"]) == ["j10_k10"]
+    assert len(list((tmp_path / "bench" / "data" / "test").glob("*.npy"))) == 4
+    code, _, err = run_cli(["benchmark", "--quick", "--out", tmp_path / "x", "--checkpoint", "convlstm"], capsys)
+    assert code == 2 and "NAME=PATH" in err
+    code, _, err = run_cli(["benchmark", "--quick", "--out", tmp_path / "y", "--models", "e3d"], capsys)
+    assert code == 2 and "e3d" in err
+
+
+def test_no_models_is_an_error():
+    with pytest.raises(GanlstmError, match="no models"):
+        evaluate_models({}, [torch.zeros(6, 1, S, S)], 2, 2)
