@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -163,7 +164,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
     except pickle.UnpicklingError as e:
         raise GanlstmError(
             f"checkpoint {path} holds objects that are not tensors or plain data and was refused "
-            f"(loading it could run code); only load checkpoints written by ganlstm ({_first_line(e)})."
+            f"(loading it could run code: {_unpickling_detail(e)}); only load checkpoints written by ganlstm."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise GanlstmError(
@@ -205,6 +206,19 @@ def _unwrap(m: Any) -> Any:
 
 def _cpu(sd: dict) -> dict:
     return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in sd.items()}
+
+
+def _unpickling_detail(e: BaseException) -> str:
+    """What the weights_only unpickler objected to, e.g. "it references io.open".
+
+    torch's own message is a page of advice whose first line suggests ``weights_only=False``:
+    exactly what must not be done with an untrusted file.
+    """
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    if found:
+        return f"it references {found.group(1)}"
+    lines = [line.strip() for line in str(e).splitlines() if "WeightsUnpickler error" in line]
+    return re.sub(r"\x1b\[[0-9;]*m", "", lines[0] if lines else _first_line(e))[:200]
 
 
 def _first_line(e: BaseException) -> str:

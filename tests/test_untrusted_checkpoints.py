@@ -91,6 +91,8 @@ def _commands(runs: dict, bombs: dict, out: Path) -> dict[str, list]:
         "train-gan --resume last": ["train-gan", "--resume", "last", "--out", bomb_runs],
         "train-encoder --resume last": ["train-encoder", "--resume", "last", "--out", bomb_runs],
         "train-baseline --resume last": ["train-baseline", "--model", "convlstm", "--resume", "last", "--out", bomb_runs],
+        "benchmark --checkpoint": ["benchmark", "--quick", "--models", "gan_lstm", "--checkpoint", f"gan={g}", "--device", "cpu",
+                                   "--out", out / "bench"],
     }
 
 
@@ -100,6 +102,7 @@ def test_every_cli_command_refuses_a_bomb_with_exit_2(runs, bombs, tmp_path, cap
         code, err = cli(args, capsys)
         assert code == 2, f"`ganlstm {name}` exited {code}: {err}"
         assert err.startswith("error: ") and "refused" in err and len(err.strip().splitlines()) == 1, f"{name}: {err}"
+        assert "it references io.open" in err, f"{name}: the error should name what the file tried to call: {err}"
         assert not bombs["marker"].exists(), f"`ganlstm {name}` ran code from the checkpoint"
         refused.append(name)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "pred").exists(), "a refused command left outputs behind"
