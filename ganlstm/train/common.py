@@ -132,11 +132,12 @@ class Dist:
         return device
 
     def prepare(self, module: nn.Module, device: torch.device) -> nn.Module:
-        """Move to device; under DDP convert BatchNorm to SyncBatchNorm and wrap in DDP."""
+        """Move to device; under DDP wrap in DDP (converting BatchNorm to SyncBatchNorm on CUDA)."""
         module = module.to(device)
         if not self.enabled:
             return module
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        if device.type == "cuda":  # SyncBatchNorm only runs on GPUs; CPU ranks keep per-rank statistics
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
@@ -444,8 +445,8 @@ def fit(
                     if dist_.all_true(not interrupt.flag) is False:
                         save("last.pt")
                         raise KeyboardInterrupt
-                    if state.step >= total:
-                        break
+                    if state.step >= total and state.batch_in_epoch < len(batches):
+                        break  # mid-epoch; a budget that ends with the epoch finishes it below (epoch += 1, evaluate)
                 else:  # epoch finished
                     state.epoch += 1
                     state.batch_in_epoch = 0

@@ -1,0 +1,154 @@
+"""Stage-one commands: ``train-gan``, ``sample``, ``interpolate`` and ``evaluate-gan``.
+
+Thin wrappers: each builds a config, calls one library function from
+:mod:`ganlstm.train.gan`, :mod:`ganlstm.models.dcgan` or :mod:`ganlstm.viz`, and prints where
+the results went. Defaults are read from the config dataclasses so the CLI never drifts from them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..config import FrameOptions, GanConfig, GanTrainConfig, RunConfig
+from ..errors import GanlstmError
+
+_G, _T, _R, _F = GanConfig(), GanTrainConfig(), RunConfig(), FrameOptions()
+
+# Options that define the model or how it trains; on --resume they come from the checkpoint.
+_FROM_CHECKPOINT = ("data", "size", "channels", "nz", "ngf", "ndf", "no_spectral_norm", "loss", "r1", "diffaug", "ema",
+                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "batch_size")
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise GanlstmError(f"{path} already exists; choose another --out or pass --overwrite.")
+
+
+@click.command("train-gan")
+@click.option("--data", type=click.Path(path_type=Path), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output).")
+@click.option("--size", default=str(_G.image_size), show_default=True, type=click.Choice(["16", "32", "64", "128"]), help="Frame size the DCGAN is built for.")
+@click.option("--channels", default=str(_G.channels), show_default=True, type=click.Choice(["1", "3"]), help="1 grayscale, 3 RGB.")
+@click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence.")
+@click.option("--scaling", default=_F.scaling, show_default=True, type=click.Choice(["minmax", "fixed", "asinh", "log", "none"]), help="How raw pixel values map to [0, 1].")
+@click.option("--epochs", type=click.IntRange(1), help="Train this many epochs in total (default 10 if --max-steps is not given).")
+@click.option("--max-steps", type=click.IntRange(1), help="Train this many steps in total instead.")
+@click.option("--batch-size", default=_R.batch_size, show_default=True, type=click.IntRange(1))
+@click.option("--out", default=_R.out, show_default=True, type=click.Path(path_type=Path), help="Runs go to OUT/<n>-gan/.")
+@click.option("--resume", help="Continue a run: its last.pt, its directory, or 'last' (the newest gan run under --out).")
+@click.option("--seed", default=_R.seed, show_default=True, type=int)
+@click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
+@click.option("--nz", default=_G.nz, show_default=True, type=click.IntRange(1), help="Latent size.")
+@click.option("--ngf", default=_G.ngf, show_default=True, type=click.IntRange(1), help="Generator base width.")
+@click.option("--ndf", default=_G.ndf, show_default=True, type=click.IntRange(1), help="Discriminator base width.")
+@click.option("--no-spectral-norm", is_flag=True, help="Use the original DCGAN discriminator (BatchNorm) instead of spectral norm.")
+@click.option("--loss", default=_T.loss, show_default=True, type=click.Choice(["hinge", "ns"]), help="Hinge or non-saturating GAN loss.")
+@click.option("--r1", default=_T.r1, show_default=True, type=float, help="R1 penalty weight (0 = off).")
+@click.option("--diffaug", default=_T.diffaug, show_default=True, help="DiffAugment ops (comma-separated), '' for none.")
+@click.option("--ema", default=_T.ema, show_default=True, type=float, help="EMA decay of the saved generator (0 = off).")
+@click.option("--lr-g", default=_T.lr_g, show_default=True, type=float)
+@click.option("--lr-d", default=_T.lr_d, show_default=True, type=float)
+@click.option("--val-fraction", default=_T.val_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out to score epochs (picks best.pt).")
+@click.option("--test-fraction", default=_T.test_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences never used (stage two's test split for the same data and seed).")
+@click.option("--save-every", default=_R.save_every, show_default=True, type=click.IntRange(0), help="Also write last.pt every N steps (0 = once per epoch).")
+@click.option("--num-workers", default=_R.num_workers, show_default=True, type=click.IntRange(0))
+@click.option("--skip-nonfinite", is_flag=True, help="Skip a batch whose loss is NaN/Inf instead of stopping.")
+@click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True).")
+@click.pass_context
+def train_gan(ctx: click.Context, **o) -> None:
+    """Stage one: train the DCGAN prior on single frames.
+
+    Writes OUT/<n>-gan/ with config.json, log.csv, metrics.csv (projection proxy on held-out
+    sequences), samples/epoch_XXXX.png, last.pt and best.pt (the EMA generator is the decoder).
+    """
+    from ..train.gan import train_gan as run_training
+
+    if o["epochs"] and o["max_steps"]:
+        raise GanlstmError("pass either --epochs or --max-steps, not both.")
+    if o["resume"]:
+        given = [n for n in _FROM_CHECKPOINT if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise GanlstmError(f"{flags} cannot change on --resume (the run's settings come from its checkpoint); drop them, or start a new run.")
+    elif not o["data"]:
+        raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
+    model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"],
+                      spectral_norm=not o["no_spectral_norm"])
+    data = FrameOptions(size=model.image_size, channels=model.channels, interval=o["interval"], scaling=o["scaling"])
+    cfg = GanTrainConfig(model=model, data=data, data_path=str(o["data"] or ""), loss=o["loss"], r1=o["r1"], diffaug=o["diffaug"],
+                         ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],
+                         test_fraction=o["test_fraction"])
+    run = RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
+                    device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
+                    skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
+    run_dir = run_training(cfg, run, resume=o["resume"])
+    click.echo(f"run: {run_dir}  (decoder: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; samples in {run_dir / 'samples'})")
+
+
+@click.command("sample")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-gan checkpoint or run directory.")
+@click.option("--n", default=64, show_default=True, type=click.IntRange(1), help="Number of frames.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def sample(checkpoint: Path, n: int, out: Path, seed: int, overwrite: bool) -> None:
+    """Draw a grid of frames from a trained generator (its EMA weights)."""
+    from ..models.dcgan import load_generator, sample_latents
+    from ..viz import save_grid
+
+    _refuse_existing(out, overwrite)
+    G = load_generator(checkpoint)
+    frames = G.render(sample_latents(n, G.nz, seed))  # (n, C, S, S) in [0, 1]
+    save_grid(frames, out, scale=max(1, 64 // G.image_size), overwrite=overwrite)
+    click.echo(f"wrote {n} samples to {out}")
+
+
+@click.command("interpolate")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-gan checkpoint or run directory.")
+@click.option("--steps", default=60, show_default=True, type=click.IntRange(2), help="Frames in the GIF.")
+@click.option("--points", default=4, show_default=True, type=click.IntRange(2), help="Random latents the closed walk passes through.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="GIF to write.")
+@click.option("--fps", default=15.0, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def interpolate(checkpoint: Path, steps: int, points: int, out: Path, fps: float, seed: int, overwrite: bool) -> None:
+    """Render a latent-space walk (slerp through random latents, back to the start) as a GIF."""
+    from ..models.dcgan import latent_walk, load_generator, sample_latents
+    from ..viz import save_gif
+
+    _refuse_existing(out, overwrite)
+    G = load_generator(checkpoint)
+    z = latent_walk(sample_latents(points, G.nz, seed), steps)  # (steps, nz)
+    save_gif(G.render(z), out, fps=fps, scale=max(1, 128 // G.image_size), overwrite=overwrite)
+    click.echo(f"wrote a {steps}-frame walk through {points} latents to {out}")
+
+
+@click.command("evaluate-gan")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-gan checkpoint or run directory.")
+@click.option("--data", type=click.Path(path_type=Path), help="Frames to measure on (default: the training data in the checkpoint).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["test", "val", "all"]),
+              help="test: sequences training never saw; val: those behind best.pt; all: every sequence (for other data).")
+@click.option("--frames", default=64, show_default=True, type=click.IntRange(1), help="Frames, evenly spread over the sequences.")
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(1), help="Adam steps per projection.")
+@click.option("--restarts", default=4, show_default=True, type=click.IntRange(1), help="Random starts per frame (the best is kept).")
+@click.option("--lr", default=0.05, show_default=True, type=float, help="Adam learning rate on the latent.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="JSON to write (default: evaluate_gan.json next to the checkpoint).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def evaluate_gan(checkpoint: Path, data: Path | None, split: str, frames: int, steps: int, restarts: int, lr: float,
+                 seed: int, device: str, out: Path | None, overwrite: bool) -> None:
+    """Projection SSIM/MSE of held-out frames through the generator, and the intensity-histogram distance."""
+    from ..checkpoint import atomic_write_bytes
+    from ..train.gan import evaluate_gan as run_evaluation
+
+    ckpt_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    out = out or ckpt_dir / "evaluate_gan.json"
+    _refuse_existing(out, overwrite)
+    result = run_evaluation(checkpoint, data, frames=frames, steps=steps, restarts=restarts, lr=lr, split=split, seed=seed, device=device)
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    click.echo(f"projection SSIM {result['ssim']:.4f}  MSE {result['mse']:.3f} (per frame; {result['mse_pixel']:.5f} per pixel)  "
+               f"PSNR {result['psnr']:.2f} dB  histogram distance {result['hist_distance']:.4f}  on {result['frames']} {split} frames")
+    click.echo(f"wrote {out}")
