@@ -448,10 +448,11 @@ def test_same_seed_gives_bit_identical_checkpoints_for_each_stage(data, gan_ckpt
 
 
 @pytest.fixture
-def deterministic_off():
+def deterministic_off(monkeypatch):
     """Restore the process-wide flag: a trainer that turns it on leaves it on for later tests otherwise."""
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored by monkeypatch afterwards
     yield
     torch.use_deterministic_algorithms(before)
 
@@ -464,8 +465,11 @@ def test_deterministic_flag_reaches_both_trainers(data, gan_ckpt, tmp_path, caps
     for name, args in (("train-gan", gan_args), ("train-encoder", enc_args)):
         code, err = cli(args + ["--out", tmp_path / f"{name}-off"], capsys)
         assert code == 0 and not torch.are_deterministic_algorithms_enabled(), f"{name} turned it on unasked: {err}"
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
         code, err = cli(args + ["--out", tmp_path / f"{name}-on", "--deterministic"], capsys)
         assert code == 0 and torch.are_deterministic_algorithms_enabled(), f"{name} --deterministic did not turn it on: {err}"
+        # Without a fixed cuBLAS workspace every CUDA matmul raises in deterministic mode.
+        assert os.environ.pop("CUBLAS_WORKSPACE_CONFIG") == ":4096:8"
         run_dir = next((tmp_path / f"{name}-on").iterdir())
         assert json.loads((run_dir / "config.json").read_text())["run"]["deterministic"] is True
         torch.use_deterministic_algorithms(False)

@@ -78,6 +78,17 @@ def configure_cpu() -> None:
     torch.set_flush_denormal(True)
 
 
+def enable_determinism() -> None:
+    """``--deterministic``: ``torch.use_deterministic_algorithms(True)``, and a fixed cuBLAS workspace.
+
+    cuBLAS is deterministic only with a fixed workspace, read from ``CUBLAS_WORKSPACE_CONFIG`` when
+    it starts; without one every CUDA matmul raises in this mode. It is set here unless the user set
+    it, so it must run before the process's first CUDA matmul (the trainers call it before building models).
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
