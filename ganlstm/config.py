@@ -113,7 +113,7 @@ class ForecasterConfig:
     channels: int = 1
     hidden: tuple[int, ...] = (64, 64)  # ConvLSTM hidden channels per layer
     kernel: int = 3
-    feedback: str = "latent"  # gan_lstm: how a prediction re-enters the ConvLSTM (latent | pixels)
+    feedback: str = "pixels"  # gan_lstm: how a prediction re-enters the ConvLSTM (pixels | latent; see models/gan_lstm.py)
     gan: GanConfig | None = None  # gan_lstm: architecture of the embedded frozen generator
 
 

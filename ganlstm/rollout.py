@@ -71,6 +71,20 @@ def rollout(
     ``teacher`` (B, K, C, H, W) holds the true future; with ``sampling_p`` > 0 each
     closed-loop input is the truth with that probability (per sample), else the prediction.
     """
+    outs = rollout_outputs(model, context, horizon, teacher=teacher, sampling_p=sampling_p, generator=generator)
+    return render_all(model, outs)
+
+
+def rollout_outputs(
+    model: Forecaster,
+    context: Tensor,
+    horizon: int,
+    *,
+    teacher: Tensor | None = None,
+    sampling_p: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`rollout` before rendering: the model's native outputs (B, K, *out), e.g. latents for the GAN prior."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     out, state = warm_up(model, context)
@@ -78,7 +92,7 @@ def rollout(
     outs[:, 0] = out
     for k, (out, state) in enumerate(_closed_loop(model, state, out, horizon - 1, teacher, sampling_p, generator), start=1):
         outs[:, k] = out
-    return render_all(model, outs)
+    return outs
 
 
 def render_all(model: Forecaster, outs: Tensor) -> Tensor:

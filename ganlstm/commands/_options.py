@@ -1,0 +1,73 @@
+"""Command-line options every training command shares: the run flags and the data flags.
+
+``@run_options`` adds what :class:`~ganlstm.config.RunConfig` holds (budget, batch, output,
+resume, seed, device, precision, checkpoints, NaN policy, workers) and ``@data_options`` the
+frame-reading flags (``--data``, ``--size``, ``--interval``). Defaults come from the config
+dataclasses, so the CLI never drifts from the library. :func:`run_config` turns the parsed
+flags into a ``RunConfig``; :func:`refuse_on_resume` rejects flags that a resumed run must take
+from its checkpoint.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import click
+
+from ..config import FrameOptions, RunConfig
+from ..errors import GanlstmError
+
+_R, _F = RunConfig(), FrameOptions()
+
+
+def _stack(options: list[Callable]) -> Callable:
+    def deco(f: Callable) -> Callable:
+        for option in reversed(options):  # click lists options in decoration order, top first
+            f = option(f)
+        return f
+
+    return deco
+
+
+def run_options(kind: str) -> Callable:
+    """Decorator adding the shared run flags; ``kind`` names the run directory suffix in the help ("gan", "MODEL")."""
+    return _stack([
+        click.option("--epochs", type=click.IntRange(1), help="Train this many epochs in total (default 10 if --max-steps is not given)."),
+        click.option("--max-steps", type=click.IntRange(1), help="Train this many steps in total instead."),
+        click.option("--batch-size", default=_R.batch_size, show_default=True, type=click.IntRange(1)),
+        click.option("--out", default=_R.out, show_default=True, type=click.Path(path_type=Path), help=f"Runs go to OUT/<n>-{kind}/."),
+        click.option("--resume", help=f"Continue a run: its last.pt, its directory, or 'last' (the newest {kind} run under --out)."),
+        click.option("--seed", default=_R.seed, show_default=True, type=int),
+        click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU)."),
+        click.option("--save-every", default=_R.save_every, show_default=True, type=click.IntRange(0), help="Also write last.pt every N steps (0 = once per epoch)."),
+        click.option("--skip-nonfinite", is_flag=True, help="Skip a batch whose loss is NaN/Inf instead of stopping."),
+        click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True)."),
+        click.option("--num-workers", default=_R.num_workers, show_default=True, type=click.IntRange(0), help="DataLoader worker processes."),
+    ])
+
+
+def data_options(size_help: str = "Resize frames to SIZE x SIZE (default: keep their size).") -> Callable:
+    """Decorator adding ``--data``, ``--size`` and ``--interval``."""
+    return _stack([
+        click.option("--data", type=click.Path(path_type=Path), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output)."),
+        click.option("--size", type=click.IntRange(4), help=size_help),
+        click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence."),
+    ])
+
+
+def run_config(o: dict) -> RunConfig:
+    """A RunConfig from the parsed ``@run_options`` flags."""
+    if o["epochs"] and o["max_steps"]:
+        raise GanlstmError("pass either --epochs or --max-steps, not both.")
+    return RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
+                     device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
+                     skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
+
+
+def refuse_on_resume(ctx: click.Context, names: Iterable[str]) -> None:
+    """On ``--resume``, refuse flags given on the command line that the checkpoint decides."""
+    given = [n for n in names if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise GanlstmError(f"{flags} cannot change on --resume (the run's settings come from its checkpoint); drop them, or start a new run.")

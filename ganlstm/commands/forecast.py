@@ -1,0 +1,133 @@
+"""Stage-two commands: ``train-encoder``, ``train-baseline`` and ``predict``.
+
+Thin wrappers: the training commands build a :class:`~ganlstm.config.ForecastTrainConfig` and
+call :func:`ganlstm.train.forecaster.train_forecaster`; ``predict`` calls
+:func:`ganlstm.predictor.predict_to_directory`. Defaults come from the config dataclasses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions
+from ..errors import GanlstmError
+from ._options import data_options, refuse_on_resume, run_config, run_options
+
+_M, _T = ForecasterConfig(), ForecastTrainConfig()
+
+# Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
+_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback",
+                    "alpha", "bright_weight", "latent_weight", "recon_weight", "sampling_start", "sampling_end", "lr",
+                    "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
+
+
+def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        hidden = tuple(int(h) for h in value.split(","))
+    except ValueError:
+        raise click.BadParameter("use comma-separated channel counts, e.g. 64,64") from None
+    if not hidden or min(hidden) < 1:
+        raise click.BadParameter("use positive channel counts, e.g. 64,64")
+    return hidden
+
+
+def forecast_options(f):
+    """Windows, architecture and loss flags shared by train-encoder and train-baseline."""
+    options = [
+        click.option("--context", default=_T.context, show_default=True, type=click.IntRange(1), help="Observed frames per window (j)."),
+        click.option("--horizon", default=_T.horizon, show_default=True, type=click.IntRange(1), help="Predicted frames per window (k)."),
+        click.option("--stride", default=_T.stride, show_default=True, type=click.IntRange(1), help="Frames between window starts."),
+        click.option("--hidden", default=",".join(map(str, _M.hidden)), show_default=True, callback=_hidden, help="ConvLSTM channels per layer."),
+        click.option("--kernel", default=_M.kernel, show_default=True, type=click.IntRange(1), help="ConvLSTM kernel size."),
+        click.option("--alpha", default=_T.alpha, show_default=True, type=click.FloatRange(0, 1), help="Pixel loss = alpha*(1-SSIM) + (1-alpha)*MSE."),
+        click.option("--bright-weight", default=_T.bright_weight, show_default=True, type=click.FloatRange(0), help="Extra MSE weight on bright pixels (0 = uniform)."),
+        click.option("--sampling-start", default=_T.sampling_start, show_default=True, type=click.FloatRange(0, 1), help="Scheduled sampling: P(feed the truth) at the first step ..."),
+        click.option("--sampling-end", default=_T.sampling_end, show_default=True, type=click.FloatRange(0, 1), help="... decaying linearly to this at the last step."),
+        click.option("--lr", default=_T.lr, show_default=True, type=click.FloatRange(0, min_open=True)),
+        click.option("--weight-decay", default=_T.weight_decay, show_default=True, type=click.FloatRange(0)),
+        click.option("--val-fraction", default=_T.val_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out for validation."),
+        click.option("--test-fraction", default=_T.test_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out for the final test (never seen in training)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", recon: float = 0.0, latent: float = 0.0) -> None:
+    from ..train.forecaster import train_forecaster
+
+    if o["resume"]:
+        refuse_on_resume(ctx, _FROM_CHECKPOINT)
+    elif not o["data"]:
+        raise GanlstmError(f"{ctx.info_name} needs --data DIR (or --resume to continue a run).")
+    data = FrameOptions(size=o["size"], interval=o["interval"])
+    cfg = ForecastTrainConfig(
+        model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
+        stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], latent_weight=latent, recon_weight=recon,
+        sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
+        val_fraction=o["val_fraction"], test_fraction=o["test_fraction"],
+    )
+    run_dir = train_forecaster(cfg, run_config(o), resume=o["resume"])
+    click.echo(f"run: {run_dir}  (model: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; GIFs in {run_dir / 'samples'})")
+
+
+@click.command("train-encoder")
+@click.option("--gan", type=click.Path(path_type=Path), help="The stage-one checkpoint (train-gan best.pt/last.pt or its run directory).")
+@data_options(size_help="Frame size; must equal the generator's (default: the generator's).")
+@forecast_options
+@click.option("--feedback", default=_M.feedback, show_default=True, type=click.Choice(["latent", "pixels"]),
+              help="How a prediction re-enters the ConvLSTM: mapped from its latent, or decoded and re-encoded.")
+@click.option("--recon-weight", default=_T.recon_weight, show_default=True, type=click.FloatRange(0), help="Weight of G(E(x)) ~ x on the last observed frame.")
+@click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
+@run_options("gan_lstm")
+@click.pass_context
+def train_encoder(ctx: click.Context, **o) -> None:
+    """Stage two: train encoder + ConvLSTM into the latent space of a frozen generator.
+
+    Writes OUT/<n>-gan_lstm/ with config.json, split.json, log.csv, metrics.csv (validation MSE/SSIM
+    at horizons 1 and K, next to copy-last-frame), samples/epoch_XXXX.gif, last.pt and best.pt;
+    the checkpoint embeds the generator, so `ganlstm predict` needs only it.
+    """
+    if not o["resume"] and not o["gan"]:
+        raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
+    model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"])
+    _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"])
+
+
+@click.command("train-baseline")
+@click.option("--model", "model_name", default="convlstm", show_default=True,
+              help="A trainable registered forecaster: convlstm, predrnn, ... (with --resume last: which runs to look at).")
+@data_options()
+@forecast_options
+@run_options("MODEL")
+@click.pass_context
+def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
+    """Train a baseline forecaster (the pixel-space ConvLSTM, PredRNN, ...) exactly as train-encoder trains the GAN prior."""
+    if model_name == "gan_lstm":
+        raise GanlstmError("gan_lstm needs a generator; train it with `ganlstm train-encoder --gan GAN_CKPT`.")
+    _train(ctx, o, ForecasterConfig(model=model_name, hidden=o["hidden"], kernel=o["kernel"]))
+
+
+@click.command("predict")
+@click.option("--frames", required=True, type=click.Path(path_type=Path), help="The observed sequence: frame directory, GIF/MP4, .npy/.npz or FITS.")
+@click.option("--steps", required=True, type=click.IntRange(1), help="How many frames to predict.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="A train-encoder/train-baseline checkpoint or run directory (default: the shipped one).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output directory (default: <frames>_predicted beside the input).")
+@click.option("--truth", type=click.Path(path_type=Path), help="The frames that really followed: adds truth|prediction|error to the GIF and writes metrics.json.")
+@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "png16", "npy", "fits"]), help="How predicted frames are written.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty directory (or the input's), replacing files of the same name.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
+def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
+            device: str, amp: str) -> None:
+    """Predict the frames that follow a sequence."""
+    from ..predictor import predict_to_directory
+
+    result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
+                                  device=device, amp=amp)
+    click.echo(f"wrote {steps} predicted frames to {result['out']} (animation: {result['gif']})")
+    if result["metrics"]:
+        mean = result["metrics"]["mean"]
+        click.echo(f"vs --truth: MSE {mean['mse']:.3f} (per frame)  SSIM {mean['ssim']:.4f}  PSNR {mean['psnr']:.2f} dB  "
+                   f"(per horizon: {result['out'] / 'metrics.json'})")

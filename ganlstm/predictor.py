@@ -1,0 +1,277 @@
+"""``Predictor``: the notebook face of a trained forecaster, and ``predict_to_directory`` behind ``ganlstm predict``.
+
+::
+
+    from ganlstm import Predictor
+    p = Predictor.from_checkpoint("runs/003-gan_lstm/best.pt")   # or None: the shipped checkpoint
+    future = p.predict(frames, steps=30)       # frames (T, H, W), (T, C, H, W), (B, T, C, H, W), PIL list or a path
+    z = p.encode(frames)                       # GAN-prior model: one generator latent per frame
+    walk = p.interpolate(z[0], z[-1], n=16)    # frames along the slerp between two latents
+
+Frames are float32 in [0, 1] in and out. Paths and PIL images go through the same reader as
+training (:mod:`ganlstm.data.frames`, with the checkpoint's size, channels and scaling); arrays
+and tensors must already be in [0, 1] at the model's frame size. Prediction warms the model
+up on the last ``context`` frames (by default the context length it was trained with) and
+rolls out closed-loop through the shared engine (:mod:`ganlstm.rollout`).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import FrameOptions
+from .errors import GanlstmError
+from .models.base import Forecaster, to_model_range, to_unit_range
+from .train.common import autocast
+from .train.forecaster import frame_options_of, load_forecaster, save_comparison_gif, saved_configs
+
+#: Where the shipped pretrained GAN-prior checkpoint lives (the repository's checkpoints/ folder).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "gan_lstm.pt"
+
+FramesLike = Any  # np.ndarray | torch.Tensor | list[PIL.Image.Image] | str | Path
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint, or a GanlstmError saying how to get one."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise GanlstmError(
+            f"no pretrained checkpoint at {DEFAULT_CHECKPOINT}; pass --checkpoint (checkpoint=...) with a file from "
+            f"`ganlstm train-encoder`, or train one."
+        )
+    return DEFAULT_CHECKPOINT
+
+
+class Predictor:
+    """A trained forecaster with its reading options, ready to predict, encode, decode and interpolate."""
+
+    def __init__(self, model: Forecaster, checkpoint: dict, amp: str = "no"):
+        self.model = model.eval()
+        self.checkpoint = checkpoint
+        self.frame_options: FrameOptions = frame_options_of(checkpoint)
+        self.context: int = saved_configs(checkpoint)[0].context  # frames the model was trained to warm up on
+        self.amp = amp
+        self.device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", amp: str = "no") -> Predictor:
+        """Load a forecaster checkpoint (file or run directory); ``None`` loads the shipped one."""
+        model, ckpt = load_forecaster(path if path is not None else default_checkpoint(), device)
+        return cls(model, ckpt, amp=amp)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.cfg.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.model.cfg.channels
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.model.cfg.model}, {self.channels}x{self.image_size}px, context={self.context}, "
+                f"device={self.device}, checkpoint={self.checkpoint.get('path')!r})")
+
+    # ------------------------------------------------------------ frames in
+
+    def read(self, path: str | Path) -> np.ndarray:
+        """Read a sequence from disk the way the model was trained: float32 (T, C, H, W) in [0, 1]."""
+        from .data.frames import read_sequence
+
+        return read_sequence(path, self.frame_options)
+
+    def _as_batch(self, frames: FramesLike) -> tuple[Tensor, str]:
+        """Any accepted input -> (B, T, C, H, W) float32 on the model's device, and its layout tag."""
+        if isinstance(frames, (str, Path)):
+            x, layout = torch.from_numpy(self.read(frames)), "tchw"
+        elif isinstance(frames, Sequence) and frames and all(_is_pil(f) for f in frames):
+            x, layout = torch.from_numpy(self._read_pil(frames)), "tchw"
+        elif isinstance(frames, (np.ndarray, Tensor)):
+            x = torch.as_tensor(np.asarray(frames) if isinstance(frames, np.ndarray) else frames.detach()).float()
+            layout = {3: "thw", 4: "tchw", 5: "btchw"}.get(x.dim())
+            if layout is None:
+                raise GanlstmError(f"frames of shape {tuple(x.shape)} are not a sequence; pass (T, H, W), (T, C, H, W) or (B, T, C, H, W).")
+            x = x.unsqueeze(1) if layout == "thw" else x
+            self._check_array(x)
+        else:
+            raise GanlstmError(f"cannot read frames from a {type(frames).__name__}; pass an array/tensor, a list of PIL images, or a path.")
+        x = x.unsqueeze(0) if x.dim() == 4 else x  # (B, T, C, H, W)
+        if x.shape[1] < 1:
+            raise GanlstmError("the sequence holds no frames; pass at least one observed frame.")
+        return x.to(self.device), layout
+
+    def _check_array(self, x: Tensor) -> None:
+        c, h, w = x.shape[-3:]
+        if (c, h, w) != (self.channels, self.image_size, self.image_size):
+            raise GanlstmError(
+                f"frames are {c}x{h}x{w} (C x H x W) but the model reads {self.channels}x{self.image_size}x{self.image_size}; "
+                f"resize them first, or pass a path or PIL images, which are read and resized for you."
+            )
+        if not bool(torch.isfinite(x).all()) or float(x.min()) < 0 or float(x.max()) > 1:
+            raise GanlstmError("array frames must be finite and in [0, 1]; scale them first, or pass a path, which is scaled for you.")
+
+    def _read_pil(self, images: Sequence[Any]) -> np.ndarray:
+        """PIL images through the same reader as files (resize, channels, scaling): via a temporary .npy."""
+        arrays = [np.asarray(im.convert("RGB") if im.mode not in ("L", "I;16", "I", "F", "RGB") else im) for im in images]
+        if len({a.shape for a in arrays}) != 1:
+            raise GanlstmError("the PIL images differ in size or mode; give every frame the same size and mode.")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "frames.npy"
+            np.save(path, np.stack(arrays))  # (T, H, W) or (T, H, W, C)
+            return self.read(path)
+
+    @staticmethod
+    def _restore(pred: Tensor, layout: str) -> np.ndarray:
+        """(B, K, C, H, W) -> the caller's layout, as float32 numpy."""
+        out = pred.float().cpu()
+        if layout != "btchw":
+            out = out[0]
+        if layout == "thw":
+            out = out[:, 0]
+        return out.numpy()
+
+    # ------------------------------------------------------------ public API
+
+    def predict(self, frames: FramesLike, steps: int, *, context: int | None = None) -> np.ndarray:
+        """Predict ``steps`` frames after ``frames``; float32 in [0, 1] shaped like the input with T -> ``steps``.
+
+        (T, H, W) -> (K, H, W); (T, C, H, W), a path or a PIL list -> (K, C, H, W); (B, T, C, H, W) -> (B, K, C, H, W).
+        The model warms up on the last ``context`` frames (default: its training context length).
+        """
+        from .rollout import predict
+
+        if steps < 1:
+            raise GanlstmError(f"steps={steps} is invalid; predict at least one frame.")
+        x, layout = self._as_batch(frames)
+        j = self.context if context is None else context
+        if j < 1:
+            raise GanlstmError(f"context={j} is invalid; warm the model up on at least one frame.")
+        pred = predict(self.model, x[:, -j:], steps, amp=self.amp)  # (B, K, C, H, W) on CPU
+        return self._restore(pred, layout)
+
+    def _gan(self):
+        if not hasattr(self.model, "generator"):
+            raise GanlstmError(f"encode/decode/interpolate need a GAN-prior checkpoint (gan_lstm), but this one holds {self.model.cfg.model!r}.")
+        return self.model
+
+    def encode(self, frames: FramesLike) -> np.ndarray:
+        """The encoder's latent of every frame (G(z) ~ frame): (T, nz) for a sequence, (B, T, nz) for a batch."""
+        model = self._gan()
+        x, layout = self._as_batch(frames)
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            z = model.encode(to_model_range(x.flatten(0, 1)))  # (B*T, nz)
+        z = z.float().cpu().unflatten(0, x.shape[:2])  # (B, T, nz)
+        return (z if layout == "btchw" else z[0]).numpy()
+
+    def decode(self, latents: np.ndarray | Tensor) -> np.ndarray:
+        """Frames in [0, 1] drawn by the frozen generator: (..., nz) -> (..., C, H, W)."""
+        model = self._gan()
+        z = torch.as_tensor(np.asarray(latents) if isinstance(latents, np.ndarray) else latents.detach()).float()
+        if z.shape[-1] != model.nz:
+            raise GanlstmError(f"latents end in {z.shape[-1]} values but the generator takes {model.nz}; pass (..., {model.nz}).")
+        lead = z.shape[:-1]
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            frames = model.render(z.reshape(-1, model.nz).to(self.device))  # (N, C, H, W) in [-1, 1]
+        return to_unit_range(frames.float()).cpu().reshape(*lead, *frames.shape[1:]).numpy()
+
+    def interpolate(self, z0: np.ndarray | Tensor, z1: np.ndarray | Tensor, n: int) -> np.ndarray:
+        """``n`` frames (n, C, H, W) along the spherical interpolation from latent ``z0`` to ``z1`` (nz,), both ends included."""
+        from .models.dcgan import slerp
+
+        if n < 2:
+            raise GanlstmError(f"n={n} is invalid; interpolate needs at least 2 frames (the two ends).")
+        a, b = (torch.as_tensor(np.asarray(z) if isinstance(z, np.ndarray) else z.detach()).float().reshape(-1) for z in (z0, z1))
+        return self.decode(slerp(a, b, torch.linspace(0.0, 1.0, n)))
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return False
+    return isinstance(x, Image.Image)
+
+
+# ---------------------------------------------------------------- ganlstm predict
+
+
+def _check_output_dir(out: Path, frames: Path, overwrite: bool) -> None:
+    """Refuse the input's own directory and any non-empty directory unless ``overwrite``."""
+    if overwrite:
+        return
+    source_dir = frames if frames.is_dir() else frames.parent
+    if out.exists() and out.resolve() == source_dir.resolve():
+        raise GanlstmError(f"--out {out} is the input's directory; choose another --out or pass --overwrite.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanlstmError(f"--out {out} is not an empty directory; choose another --out or pass --overwrite.")
+
+
+def predict_to_directory(
+    frames: str | Path,
+    steps: int,
+    *,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    truth: str | Path | None = None,
+    fmt: str = "png",
+    overwrite: bool = False,
+    device: str = "auto",
+    amp: str = "no",
+) -> dict[str, Any]:
+    """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
+
+    Writes the predicted frames numbered after the input (in the input's numbering: with a
+    training ``interval`` of n, each predicted frame is n input frames after the previous),
+    ``prediction.gif`` (observed then predicted; with ``truth``: truth | prediction | |error|)
+    and, with ``truth`` (the sequence that really followed), ``metrics.json`` with per-horizon
+    MSE/MAE/PSNR/SSIM/sharpness. ``out`` defaults to ``<frames>_predicted`` beside the input.
+    Returns ``{"out", "frames", "gif", "metrics"}`` (``metrics`` None without truth).
+    """
+    from .checkpoint import atomic_write_bytes
+    from .data.frames import write_frames
+    from .metrics import MetricAccumulator
+
+    frames = Path(frames)
+    out = Path(out) if out is not None else frames.parent / f"{frames.stem}_predicted"
+    _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp)
+    observed = predictor.read(frames)  # (T, C, H, W)
+    future = None
+    if truth is not None:
+        future = predictor.read(truth)
+        if len(future) < steps:
+            raise GanlstmError(f"--truth {truth} has {len(future)} frames (after --interval) but {steps} are predicted; pass a longer truth or fewer --steps.")
+        future = future[:steps]
+    pred = predictor.predict(observed, steps)  # (K, C, H, W)
+
+    out.mkdir(parents=True, exist_ok=True)
+    interval = predictor.frame_options.interval
+    first = len(observed) * interval  # input frames 0, n, 2n, ... were read; the next is at len * n
+    if fmt in ("png", "png16"):
+        paths = [p for k in range(steps) for p in write_frames(pred[k : k + 1], out, fmt, first + k * interval, overwrite=overwrite)]
+    else:
+        paths = write_frames(pred, out, fmt, first, overwrite=overwrite)
+    shown = torch.from_numpy(observed[-predictor.context :])
+    gif = save_comparison_gif(shown, None if future is None else torch.from_numpy(future), torch.from_numpy(pred),
+                              out / "prediction.gif", overwrite=overwrite)
+    metrics = None
+    if future is not None:
+        acc = MetricAccumulator()
+        acc.update(torch.from_numpy(pred)[None], torch.from_numpy(future)[None])
+        per_horizon = {m: [float(v) for v in values] for m, values in acc.per_horizon().items()}
+        metrics = {"horizon": list(range(1, steps + 1)), **per_horizon, "mean": acc.summary(),
+                   "checkpoint": str(predictor.checkpoint.get("path")), "frames": str(frames), "truth": str(truth),
+                   "context": min(predictor.context, len(observed))}
+        target = out / "metrics.json"
+        if target.exists() and not overwrite:
+            raise GanlstmError(f"{target} already exists; pass --overwrite to replace it.")
+        atomic_write_bytes(target, (json.dumps(metrics, indent=2) + "\n").encode())
+    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics}
+
+
+__all__ = ["Predictor", "predict_to_directory", "default_checkpoint", "DEFAULT_CHECKPOINT"]

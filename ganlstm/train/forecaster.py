@@ -1,0 +1,363 @@
+"""Stage two and the trainable baselines: train any registered forecaster on (context, target) windows.
+
+``ganlstm train-encoder`` (the GAN-prior model, Xu et al. ICC 2019) and ``ganlstm
+train-baseline --model NAME`` both call :func:`train_forecaster`. It is model-agnostic:
+:class:`ForecastTask` asks the model for its ``training_loss`` (the GAN-prior model adds its
+reconstruction, distillation and latent losses there) and optimises every parameter that
+requires a gradient, which for the GAN-prior model excludes the frozen generator.
+:func:`~ganlstm.train.common.fit` does the rest (run directory, resume, logs, checkpoints,
+NaN handling, DDP).
+
+Scheduled sampling (Bengio et al., NeurIPS 2015): the probability of feeding the true frame
+instead of the model's own prediction decays linearly from ``sampling_start`` at the first
+step to ``sampling_end`` at the last step of the run.
+
+Sequences are split into train / val / test by sequence (never by window, which would
+leak); the split is printed, written to ``split.json`` and stored in every checkpoint
+(``extra["split"]``) so evaluation can use exactly the held-out test sequences.
+After each epoch, :data:`VAL_WINDOWS` validation windows are rolled out closed-loop:
+MSE and SSIM at horizons 1 and K go to ``metrics.csv`` (next to copy-last-frame's numbers on
+the same windows), and ``samples/epoch_XXXX.gif`` shows truth | prediction | |error|.
+
+Checkpoint config layout: ``{"model": ForecasterConfig, "data": FrameOptions,
+"train": ForecastTrainConfig, "run": RunConfig}``; :func:`load_forecaster` rebuilds the model
+from it alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import atomic_write_bytes, load_checkpoint, load_state
+from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig, from_dict, to_dict
+from ..errors import GanlstmError
+from ..metrics import MetricAccumulator
+from ..models.base import Forecaster, build_forecaster
+from .common import (
+    Dist, FitState, autocast, check_finite, configure_cpu, enable_determinism, fit, make_grad_scaler, resolve_device,
+    resolve_resume, restore, seed_everything, start_run,
+)
+
+VAL_WINDOWS = 32  # validation windows rolled out after every epoch (evenly spread over the val sequences)
+GIF_SCALE_TO = 128  # sample GIFs are enlarged (nearest neighbour) to about this many pixels
+GRAD_CLIP = 1.0  # global gradient-norm clip: recurrent rollouts occasionally spike early in training
+
+
+# ---------------------------------------------------------------- configs & checkpoints
+
+
+def saved_configs(ckpt: dict) -> tuple[ForecastTrainConfig, RunConfig]:
+    """The training and run configs recorded in a forecaster checkpoint."""
+    path = ckpt.get("path", "checkpoint")
+    try:
+        train, run = ckpt["config"]["train"], ckpt["config"]["run"]
+    except (KeyError, TypeError):
+        raise GanlstmError(f"{path} has no forecaster training config; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.") from None
+    return from_dict(ForecastTrainConfig, train, where=f"{path}: config.train"), from_dict(RunConfig, run, where=f"{path}: config.run")
+
+
+def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.device = "auto") -> tuple[Forecaster, dict]:
+    """A trained forecaster in eval mode on ``device``, and its checkpoint dict.
+
+    ``path_or_ckpt`` is a checkpoint file, a run directory (its best.pt, else last.pt), or an
+    already loaded checkpoint. The architecture comes from the checkpoint's config; the
+    reading options the model was trained with are ``ckpt["config"]["data"]`` (see
+    :func:`frame_options_of`).
+    """
+    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt, kind="forecaster")
+    path = ckpt.get("path", "checkpoint")
+    if ckpt.get("kind") != "forecaster":
+        raise GanlstmError(f"{path} is a {ckpt.get('kind')!r} checkpoint, not a forecaster; pass a file written by `ganlstm train-encoder` or `train-baseline`.")
+    try:
+        model_cfg = from_dict(ForecasterConfig, ckpt["config"]["model"], where=f"{path}: config.model")
+    except (KeyError, TypeError):
+        raise GanlstmError(f"{path} has no model config; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.") from None
+    model = build_forecaster(model_cfg)
+    if "forecaster" not in ckpt.get("models", {}):
+        raise GanlstmError(f"{path} holds no forecaster weights; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.")
+    load_state(model, ckpt["models"]["forecaster"], name="forecaster", path=path)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    return model.to(dev).eval(), ckpt
+
+
+def frame_options_of(ckpt: dict) -> FrameOptions:
+    """How the checkpoint's model reads frames (size, channels, interval, scaling)."""
+    path = ckpt.get("path", "checkpoint")
+    try:
+        return from_dict(FrameOptions, ckpt["config"]["data"], where=f"{path}: config.data")
+    except (KeyError, TypeError):
+        raise GanlstmError(f"{path} records no frame-reading options; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.") from None
+
+
+def checkpoint_config(cfg: ForecastTrainConfig, run: RunConfig) -> dict:
+    """The config every forecaster run writes to config.json and its checkpoints."""
+    return {"model": to_dict(cfg.model), "data": to_dict(cfg.data), "train": to_dict(cfg), "run": to_dict(run)}
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclasses.dataclass
+class ForecastData:
+    """Windows for training, the held-out sequences, and which sequence went where."""
+
+    train: Any  # WindowDataset
+    val: list[np.ndarray]  # (T, C, H, W) sequences
+    split: dict[str, list[str]]  # {"train": names, "val": names, "test": names}
+
+
+def resolve_config(cfg: ForecastTrainConfig) -> tuple[ForecastTrainConfig, dict | None]:
+    """Fill in what the data source decides; returns the config and, for gan_lstm, the GAN checkpoint.
+
+    For ``gan_lstm`` the generator checkpoint fixes the architecture (``model.gan``), the
+    frame size and channels, and the pixel scaling: the generator can only draw frames read
+    the way its training frames were. Other models read ``cfg.data`` as given; with no
+    ``data.size`` the frames' own size sets ``model.image_size`` (see :func:`load_data`).
+    """
+    if cfg.model.model != "gan_lstm":
+        return cfg, None
+    from ..models.dcgan import gan_config_from_checkpoint
+
+    if not cfg.gan_checkpoint:
+        raise GanlstmError("the gan_lstm model needs a trained generator; pass --gan GAN_CKPT (a train-gan checkpoint or run directory).")
+    gan_ckpt = load_checkpoint(cfg.gan_checkpoint, kind="gan")
+    gan = gan_config_from_checkpoint(gan_ckpt)
+    if cfg.data.size not in (None, gan.image_size):
+        raise GanlstmError(f"--size {cfg.data.size} differs from the generator's {gan.image_size} px ({gan_ckpt['path']}); drop --size or pass {gan.image_size}.")
+    gan_data = gan_ckpt["config"].get("train", {}).get("data", {})
+    scaling = {k: gan_data[k] for k in ("scaling", "vmin", "vmax", "stretch") if k in gan_data}
+    data = dataclasses.replace(cfg.data, size=gan.image_size, channels=gan.channels, **scaling)
+    model = dataclasses.replace(cfg.model, gan=gan, image_size=gan.image_size, channels=gan.channels)
+    return dataclasses.replace(cfg, model=model, data=data, gan_checkpoint=str(gan_ckpt["path"])), gan_ckpt
+
+
+def load_data(cfg: ForecastTrainConfig, seed: int) -> tuple[ForecastTrainConfig, ForecastData]:
+    """Read ``cfg.data_path``, split it by sequence, cut training windows; fixes ``model.image_size``/``channels``."""
+    from ..data.frames import read_collection
+    from ..data.windows import WindowDataset, split_by_sequence
+
+    if not cfg.data_path:
+        raise GanlstmError("no training data given; pass --data DIR (frames, sequences, or `ganlstm simulate` output).")
+    sequences = read_collection(cfg.data_path, cfg.data)
+    c, h, w = sequences[0][1].shape[1:]
+    if h != w:
+        raise GanlstmError(f"{cfg.data_path}: frames are {h}x{w}, but the models need square frames; pass --size N to resize them.")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, image_size=h, channels=c))
+    names = [name for name, _ in sequences]
+    idx = split_by_sequence(names, cfg.val_fraction, cfg.test_fraction, seed)
+    split = {part: [names[i] for i in ids] for part, ids in idx.items()}
+    train = [sequences[i][1] for i in idx["train"]]
+    windows = WindowDataset(train, cfg.context, cfg.horizon, cfg.stride)
+    val = [sequences[i][1] for i in idx["val"] if len(sequences[i][1]) >= cfg.context + cfg.horizon]
+    return cfg, ForecastData(train=windows, val=val, split=split)
+
+
+def spread_windows(sequences: list[np.ndarray], context: int, horizon: int, n: int) -> tuple[Tensor, Tensor]:
+    """``n`` (context, target) windows evenly spread over ``sequences``: (n, J, C, H, W), (n, K, C, H, W)."""
+    from ..data.windows import WindowDataset
+
+    ds = WindowDataset(sequences, context, horizon, 1)
+    idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
+    ctx, tgt = zip(*(ds[int(i)] for i in idx))
+    return torch.stack(ctx), torch.stack(tgt)
+
+
+# ---------------------------------------------------------------- the task
+
+
+def sampling_probability(step: int, total: float, start: float, end: float) -> float:
+    """Scheduled sampling: P(feed the truth) at ``step``, linear from ``start`` (step 0) to ``end`` (last step)."""
+    if math.isinf(total) or total <= 1:
+        return end if total <= 1 else start
+    return start + (end - start) * min(1.0, step / (total - 1))
+
+
+def total_steps(run: RunConfig, steps_per_epoch: int) -> float:
+    """The step count :func:`~ganlstm.train.common.fit` will run to (the scheduled-sampling horizon)."""
+    epochs = run.epochs if run.epochs is not None else (None if run.max_steps else 10)
+    return min(run.max_steps if run.max_steps is not None else math.inf, (epochs or math.inf) * steps_per_epoch)
+
+
+class _Loss(nn.Module):
+    """``forward`` = the model's ``training_loss``, so DDP sees a forward pass and syncs gradients."""
+
+    def __init__(self, model: Forecaster):
+        super().__init__()
+        self.model = model
+
+    def forward(self, context: Tensor, target: Tensor, **kwargs: Any) -> dict[str, Tensor]:
+        return self.model.training_loss(context, target, **kwargs)
+
+
+class ForecastTask:
+    """One forecaster as a TrainTask: model ``forecaster``, optimiser ``forecaster`` (AdamW)."""
+
+    kind = "forecaster"
+
+    def __init__(self, cfg: ForecastTrainConfig, run: RunConfig, model: Forecaster, device: torch.device, dist_: Dist,
+                 val: list[np.ndarray], total: float, steps_per_epoch: int):
+        self.cfg, self.run, self.device = cfg, run, device
+        self.name = cfg.model.model
+        self.config = checkpoint_config(cfg, run)
+        if not getattr(model, "trainable", True):
+            raise GanlstmError(f"{self.name} has no weights to train; evaluate it directly with `ganlstm evaluate`.")
+        self.model = model.to(device)
+        self.loss = dist_.prepare(_Loss(self.model), device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        frozen = {id(p) for p in getattr(self.model, "generator", nn.Module()).parameters()}
+        assert not frozen & {id(p) for p in params}, "the frozen generator must not be optimised"
+        self.optimizers = {"forecaster": torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)}
+        self.params = params
+        self.scaler = make_grad_scaler(device, run.amp)
+        self.models = {"forecaster": self.model}
+        self.total, self.steps_per_epoch = total, steps_per_epoch
+        self.val = spread_windows(val, cfg.context, cfg.horizon, VAL_WINDOWS) if val else None
+        self.persistence = _persistence_metrics(*self.val) if self.val else {}
+
+    def train_step(self, batch: tuple[Tensor, Tensor], step: int) -> dict[str, Tensor]:
+        """One optimiser step on windows: context (B, J, C, H, W), target (B, K, C, H, W) in [0, 1]."""
+        context, target = (x.to(self.device, non_blocking=True).float() for x in batch)
+        p = sampling_probability(step, self.total, self.cfg.sampling_start, self.cfg.sampling_end)
+        with autocast(self.device, self.run.amp):
+            losses = self.loss(context, target, sampling_p=p, alpha=self.cfg.alpha, bright_weight=self.cfg.bright_weight,
+                               recon_weight=self.cfg.recon_weight, latent_weight=self.cfg.latent_weight)
+        loss = losses["loss"].float()
+        check_finite(self.name, loss)
+        opt = self.optimizers["forecaster"]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(self.params, GRAD_CLIP)
+        self.scaler.step(opt)
+        self.scaler.update()
+        return {**{k: v.detach().float() for k, v in losses.items()}, "sampling_p": torch.tensor(p)}
+
+    def evaluate(self, epoch: int, step: int, run_dir: Path) -> dict[str, float]:
+        """Closed-loop rollouts of the validation windows: MSE/SSIM at horizons 1 and K, a GIF; ``score`` = mean MSE."""
+        from ..rollout import predict
+
+        if self.val is None:
+            return {}
+        context, target = self.val
+        acc = MetricAccumulator()
+        first = None
+        for i in range(0, len(context), self.run.batch_size):
+            pred = predict(self.model, context[i : i + self.run.batch_size], self.cfg.horizon, amp=self.run.amp)  # (b, K, C, H, W)
+            acc.update(pred, target[i : i + self.run.batch_size])
+            first = pred[0] if first is None else first
+        name = f"epoch_{epoch:04d}" + ("" if step % self.steps_per_epoch == 0 else f"_step_{step:07d}")
+        save_comparison_gif(context[0], target[0], first, run_dir / "samples" / f"{name}.gif")
+        return {**_headline(acc, "val"), **self.persistence, "score": acc.summary()["mse"]}
+
+
+def _headline(acc: MetricAccumulator, prefix: str) -> dict[str, float]:
+    ph, mean = acc.per_horizon(), acc.summary()
+    k = len(ph["mse"])
+    return {
+        f"{prefix}_mse_h1": float(ph["mse"][0]), f"{prefix}_mse_h{k}": float(ph["mse"][-1]), f"{prefix}_mse": mean["mse"],
+        f"{prefix}_ssim_h1": float(ph["ssim"][0]), f"{prefix}_ssim_h{k}": float(ph["ssim"][-1]), f"{prefix}_ssim": mean["ssim"],
+    }
+
+
+def _persistence_metrics(context: Tensor, target: Tensor) -> dict[str, float]:
+    """Copy-last-frame on the same windows: the reference every forecaster must beat."""
+    acc = MetricAccumulator()
+    acc.update(context[:, -1:].expand_as(target), target)
+    mean = acc.summary()
+    return {"persistence_mse": mean["mse"], "persistence_ssim": mean["ssim"]}
+
+
+def save_comparison_gif(context: Tensor, truth: Tensor, pred: Tensor | None, path: Path, *, overwrite: bool = True) -> Path:
+    """GIF of observed-then-future frames: truth | prediction | |error| (context frames show the truth in all panels).
+
+    context (J, C, H, W), truth and pred (K, C, H, W), all in [0, 1]; ``truth=None`` shows the
+    observed frames followed by the prediction alone.
+    """
+    from ..viz import save_gif
+
+    scale = max(1, GIF_SCALE_TO // context.shape[-1])
+    pred_seq = torch.cat([context, pred.cpu()])  # (J+K, C, H, W)
+    if truth is None:
+        return save_gif(pred_seq, path, fps=5, scale=scale, overwrite=overwrite)
+    truth_seq = torch.cat([context, truth.cpu()])
+    return save_gif([truth_seq, pred_seq, (truth_seq - pred_seq).abs()], path, fps=5, scale=scale, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _say(msg: str, enabled: bool) -> None:
+    if enabled:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | None = None) -> Path:
+    """Train the forecaster named by ``cfg.model.model``; returns the run directory.
+
+    The run directory (``<run.out>/<n>-<model>/``) holds config.json, split.json, log.csv,
+    metrics.csv, samples/epoch_XXXX.gif, last.pt and best.pt (lowest validation MSE).
+    ``resume`` is a checkpoint, a run directory or ``"last"``: weights, optimiser, step and
+    RNG are restored and training continues to ``run.epochs`` / ``run.max_steps`` (totals, not
+    increments); the architecture, training options, seed and batch size come from the checkpoint.
+    """
+    if run.compile:
+        raise GanlstmError("training forecasters does not support compile=True yet; leave it off.")
+    device = resolve_device(run.device)
+    dist_ = Dist.from_env(device)
+    device = dist_.device(device)
+    if device.type == "cpu":
+        configure_cpu()
+    if run.deterministic:
+        enable_determinism()
+    ckpt = None
+    if resume:
+        ckpt_path = resolve_resume(resume, run.out, cfg.model.model)
+        ckpt = load_checkpoint(ckpt_path, kind="forecaster")
+        cfg, saved = saved_configs(ckpt)  # already resolved when the run started
+        run = dataclasses.replace(run, seed=saved.seed, batch_size=saved.batch_size)
+        gan_ckpt = None  # the generator's weights are in the checkpoint
+    else:
+        cfg, gan_ckpt = resolve_config(cfg)
+    cfg, data = load_data(cfg, run.seed)  # before any directory is created: bad data leaves nothing behind
+    talk = run.progress and dist_.is_main
+    _say(f"sequences: {len(data.split['train'])} train, {len(data.split['val'])} val ({', '.join(data.split['val']) or '-'}), "
+         f"{len(data.split['test'])} test ({', '.join(data.split['test']) or '-'}); {len(data.train)} training windows", talk)
+    if not data.val:
+        warnings.warn("no validation sequence is long enough (or val_fraction=0): no validation metrics and no best.pt", stacklevel=2)
+    seed_everything(run.seed)
+    model = build_forecaster(cfg.model)
+    if gan_ckpt is not None:
+        from ..models.dcgan import load_generator
+
+        model.load_generator(load_generator(gan_ckpt))
+    steps_per_epoch = max(1, len(data.train) // dist_.world_size // run.batch_size)
+    task = ForecastTask(cfg, run, model, device, dist_, data.val, total_steps(run, steps_per_epoch), steps_per_epoch)
+    if ckpt is not None:
+        run_dir = ckpt_path.parent
+        state = restore(task, ckpt)
+    else:
+        run_dir = start_run(task.name, task.kind, run, None, task.config)[0] if dist_.is_main else None
+        run_dir = Path(dist_.broadcast(str(run_dir) if run_dir else None))
+        if dist_.is_main:
+            atomic_write_bytes(run_dir / "split.json", (json.dumps(data.split, indent=2) + "\n").encode())
+        state = FitState()
+    state.extra["split"] = data.split
+    if dist_.rank:
+        torch.manual_seed(run.seed * 1_000_003 + dist_.rank * 7919 + state.step)  # ranks draw different coins
+    fit(task, data.train, run, dist_=dist_, run_dir=run_dir, state=state)
+    return run_dir
+
+
+__all__ = [
+    "ForecastTask", "ForecastData", "train_forecaster", "load_forecaster", "saved_configs", "frame_options_of",
+    "checkpoint_config", "resolve_config", "load_data", "sampling_probability", "save_comparison_gif",
+]

@@ -1,0 +1,131 @@
+"""The GAN-prior forecaster: a frozen, embedded generator; latent steps; its losses."""
+from __future__ import annotations
+
+import pytest
+import torch
+from forecast_helpers import GAN, gan_checkpoint, generator, model_config, run_config, simulated, train_config
+
+from ganlstm import GanlstmError
+from ganlstm.checkpoint import load_checkpoint
+from ganlstm.config import ForecasterConfig
+from ganlstm.data.frames import read_collection
+from ganlstm.data.windows import WindowDataset
+from ganlstm.models.base import build_forecaster
+from ganlstm.models.gan_lstm import GanLstm
+from ganlstm.train.common import Dist
+from ganlstm.train.forecaster import ForecastTask, load_forecaster, train_forecaster
+
+
+def _model(feedback: str = "latent") -> GanLstm:
+    torch.manual_seed(0)
+    return build_forecaster(model_config(feedback)).load_generator(generator())
+
+
+def _windows(b: int = 3, j: int = 3, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(b, j, 1, 16, 16, generator=g), torch.rand(b, k, 1, 16, 16, generator=g)
+
+
+def _g_state(model: GanLstm) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.generator.state_dict().items()}
+
+
+@pytest.mark.parametrize("feedback", ["latent", "pixels"])
+def test_generator_bit_identical_after_training_steps(tmp_path, feedback):
+    model = _model(feedback)
+    before = _g_state(model)
+    assert any("running_mean" in k for k in before) and any("num_batches_tracked" in k for k in before)
+    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=model_config(feedback), sampling_start=0.5, sampling_end=0.5, recon_weight=0.5)
+    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=3, steps_per_epoch=3)
+    model.train()  # what fit() does: the generator must stay in eval mode regardless
+    assert model.training and not model.generator.training
+    weights_before = [p.clone() for p in task.params]
+    for step in range(3):
+        task.train_step(_windows(), step)
+    after = model.generator.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), f"generator {key} changed"
+    assert any(not torch.equal(a, b) for a, b in zip(weights_before, task.params)), "nothing trained"
+
+
+def test_optimizer_holds_no_generator_parameter(tmp_path):
+    model = _model()
+    task = ForecastTask(train_config(tmp_path, tmp_path / "gan.pt"), run_config(tmp_path), model, torch.device("cpu"), Dist(), [], 1, 1)
+    in_optimizer = {id(p) for group in task.optimizers["forecaster"].param_groups for p in group["params"]}
+    generator_params = {id(p) for p in model.generator.parameters()}
+    assert not in_optimizer & generator_params
+    assert in_optimizer == {id(p) for p in model.trainable_parameters()}
+    assert all(not p.requires_grad for p in model.generator.parameters())
+
+
+def test_checkpoint_embeds_the_stage_one_generator(tmp_path):
+    """train_forecaster loads G_ema from the GAN checkpoint; the forecaster checkpoint alone restores it."""
+    data = simulated(tmp_path / "data")
+    gan = gan_checkpoint(tmp_path / "gan.pt")
+    run_dir = train_forecaster(train_config(data, gan), run_config(tmp_path / "runs"))
+    g_ema = load_checkpoint(gan, kind="gan")["models"]["G_ema"]
+    model, ckpt = load_forecaster(run_dir / "last.pt", device="cpu")
+    assert ckpt["config"]["model"]["gan"] == ckpt["config"]["train"]["model"]["gan"]
+    for key, value in g_ema.items():
+        assert torch.equal(model.generator.state_dict()[key], value), key
+    assert not model.generator.training and not any(p.requires_grad for p in model.generator.parameters())
+
+
+def test_untrained_model_is_latent_persistence():
+    """The head starts at zero, so the first prediction is G's reading of the last observed frame."""
+    model = _model().eval()
+    context, _ = _windows()
+    with torch.no_grad():
+        from ganlstm.rollout import rollout
+
+        pred = rollout(model, context * 2 - 1, 2)  # (B, 2, C, H, W)
+        recon = model.generator(model.encode(context[:, -1] * 2 - 1))
+    assert torch.allclose(pred[:, 0], recon, atol=1e-6) and torch.allclose(pred[:, 1], recon, atol=1e-6)
+
+
+@pytest.mark.parametrize("feedback", ["latent", "pixels"])
+def test_training_loss_terms(feedback):
+    model = _model(feedback)
+    context, target = _windows()
+    losses = model.training_loss(context, target, sampling_p=0.0, recon_weight=0.5, latent_weight=0.1)
+    expected = {"pixel", "recon", "latent", "loss"} | ({"lift"} if feedback == "latent" else set())
+    assert set(losses) == expected
+    total = losses["pixel"] + 0.5 * losses["recon"] + 0.1 * losses["latent"] + losses.get("lift", 0.0)
+    assert torch.allclose(losses["loss"], total)
+    losses["loss"].backward()
+    assert all(p.grad is None for p in model.generator.parameters())
+    assert all(p.grad is not None for p in model.trainable_parameters())
+
+
+def test_latent_feedback_is_trained_to_match_pixel_feedback():
+    """The lift target is what the encoder sees on G's rendering of the encoder's own reading."""
+    model = _model("latent")
+    context, target = _windows()
+    losses = model.training_loss(context, target, sampling_p=1.0)
+    with torch.no_grad():
+        z = model.encode(context[:, -1] * 2 - 1)
+        expected = torch.nn.functional.mse_loss(model.lift(z), model.encoder(model.generator(z)))
+    assert torch.allclose(losses["lift"], expected)
+
+
+def test_config_errors():
+    with pytest.raises(GanlstmError, match="needs the generator's architecture"):
+        build_forecaster(ForecasterConfig(model="gan_lstm", image_size=16, channels=1))
+    with pytest.raises(GanlstmError, match="unknown feedback"):
+        build_forecaster(model_config("bogus"))
+    with pytest.raises(GanlstmError, match="generator draws"):
+        build_forecaster(ForecasterConfig(model="gan_lstm", image_size=32, channels=1, gan=GAN))
+    with pytest.raises(GanlstmError, match="does not match"):
+        build_forecaster(model_config()).load_generator(build_forecaster(ForecasterConfig(
+            model="gan_lstm", image_size=32, channels=1, gan=type(GAN)(image_size=32, channels=1, nz=8, ngf=8))).generator)
+
+
+def test_windows_from_simulated_data_train(tmp_path):
+    """One real batch of simulated windows through the loss: finite, and the generator receives no gradient."""
+    data = simulated(tmp_path / "data", sequences=2, frames=8)
+    seqs = [a for _, a in read_collection(data)]
+    context, target = (torch.stack(x) for x in zip(*[WindowDataset(seqs, 3, 2)[i] for i in range(2)]))
+    model = _model("pixels")
+    loss = model.training_loss(context, target, sampling_p=0.5, recon_weight=0.1)["loss"]
+    assert torch.isfinite(loss)

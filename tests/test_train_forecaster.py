@@ -1,0 +1,124 @@
+"""train_forecaster / train-encoder / train-baseline: run directory, validation, resume, CLI flags."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+from forecast_helpers import gan_checkpoint, run_config, simulated, train_config
+
+from ganlstm import GanlstmError
+from ganlstm.checkpoint import load_checkpoint
+from ganlstm.cli import main
+from ganlstm.config import ForecasterConfig
+from ganlstm.train.forecaster import load_forecaster, sampling_probability, train_forecaster
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("forecast")
+    return simulated(root / "data"), gan_checkpoint(root / "gan.pt")
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_directory_validation_and_split(tmp_path, inputs):
+    data, gan = inputs
+    run_dir = train_forecaster(train_config(data, gan), run_config(tmp_path))
+    for name in ("config.json", "split.json", "log.csv", "metrics.csv", "last.pt", "best.pt"):
+        assert (run_dir / name).is_file(), name
+    assert [p.name for p in (run_dir / "samples").iterdir()] == ["epoch_0000_step_0000002.gif"]
+    split = json.loads((run_dir / "split.json").read_text())
+    assert sorted(sum(split.values(), [])) == [f"seq_{i:04d}" for i in range(5)]
+    assert len(split["val"]) == 1 and len(split["test"]) == 1
+    ckpt = load_checkpoint(run_dir / "best.pt", kind="forecaster")
+    assert ckpt["extra"]["split"] == split
+    assert set(ckpt["config"]) == {"model", "data", "train", "run"}
+    assert ckpt["config"]["data"]["size"] == 16 and ckpt["config"]["model"]["gan"]["nz"] == 8
+    row = _rows(run_dir / "metrics.csv")[-1]
+    for key in ("val_mse_h1", "val_mse_h2", "val_ssim_h1", "val_ssim_h2", "persistence_mse", "persistence_ssim", "score"):
+        assert math.isfinite(float(row[key])), key
+    assert float(row["score"]) == pytest.approx(float(row["val_mse"]))
+    model, _ = load_forecaster(run_dir, device="cpu")
+    assert model.cfg.model == "gan_lstm" and not model.training
+
+
+def test_resume_n_plus_m_equals_n_plus_m(tmp_path, inputs):
+    data, gan = inputs
+    cfg = train_config(data, gan, sampling_start=0.5, sampling_end=0.5)  # constant: coins drawn every step
+    straight = train_forecaster(cfg, run_config(tmp_path / "a", max_steps=4, save_every=2))
+    first = train_forecaster(cfg, run_config(tmp_path / "b", max_steps=2))
+    resumed = train_forecaster(cfg, run_config(tmp_path / "b", max_steps=4), resume=str(first))
+    assert resumed == first
+    a = load_checkpoint(straight / "last.pt")["models"]["forecaster"]
+    b = load_checkpoint(resumed / "last.pt")["models"]["forecaster"]
+    assert load_checkpoint(resumed / "last.pt")["step"] == 4
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_baseline_trains_through_the_same_loop(tmp_path, inputs):
+    data, _ = inputs
+    cfg = train_config(data, "", model=ForecasterConfig(model="convlstm", hidden=(4,)))
+    run_dir = train_forecaster(cfg, run_config(tmp_path))
+    model, ckpt = load_forecaster(run_dir / "last.pt", device="cpu")
+    assert model.cfg.model == "convlstm" and model.cfg.image_size == 16
+    with pytest.raises(GanlstmError, match="no weights to train"):
+        train_forecaster(train_config(data, "", model=ForecasterConfig(model="persistence")), run_config(tmp_path))
+    with pytest.raises(GanlstmError, match="needs a trained generator"):
+        train_forecaster(train_config(data, ""), run_config(tmp_path))
+    with pytest.raises(GanlstmError, match="differs from the generator"):
+        train_forecaster(train_config(data, gan_checkpoint(tmp_path / "g.pt"), data=type(cfg.data)(size=32)), run_config(tmp_path))
+
+
+def test_sampling_schedule():
+    assert sampling_probability(0, 11, 1.0, 0.0) == 1.0
+    assert sampling_probability(5, 11, 1.0, 0.0) == pytest.approx(0.5)
+    assert sampling_probability(10, 11, 1.0, 0.0) == 0.0
+    assert sampling_probability(50, 11, 0.8, 0.2) == pytest.approx(0.2)
+
+
+def _cli(*args):
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    return e.value.code
+
+
+def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
+    data, gan = inputs
+    out = tmp_path / "runs"
+    common = ["--data", str(data), "--context", "3", "--horizon", "2", "--stride", "2", "--hidden", "6,6", "--kernel", "3",
+              "--alpha", "0.3", "--bright-weight", "1", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
+              "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
+              "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--device", "cpu", "--amp", "no",
+              "--save-every", "1", "--skip-nonfinite", "--num-workers", "0"]
+    main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05", *common])
+    run_dir = out / "000-gan_lstm"
+    train = json.loads((run_dir / "config.json").read_text())["train"]
+    assert train["model"]["hidden"] == [6, 6] and train["model"]["feedback"] == "pixels"
+    assert (train["recon_weight"], train["latent_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.05, 0.3, 1.0)
+    assert (train["sampling_start"], train["sampling_end"], train["stride"], train["weight_decay"]) == (0.9, 0.1, 2, 1e-4)
+    assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
+    assert "000-gan_lstm" in capsys.readouterr().out
+    # Resume continues the same run; flags that the checkpoint decides are refused.
+    main(["train-encoder", "--resume", "last", "--out", str(out), "--max-steps", "3", "--device", "cpu"])
+    assert load_checkpoint(run_dir / "last.pt")["step"] == 3
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--lr", "1") == 2
+    assert "--lr cannot change on --resume" in capsys.readouterr().err
+    try:
+        main(["train-baseline", "--model", "convlstm", "--deterministic", *common])
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)  # process-wide: do not leak into other tests
+    assert (out / "001-convlstm" / "last.pt").is_file()
+    assert _cli("train-encoder", "--data", str(data)) == 2
+    assert "needs --gan" in capsys.readouterr().err
+    assert _cli("train-baseline", "--model", "gan_lstm", "--data", str(data)) == 2
+    assert _cli("train-baseline", "--model", "nope", "--data", str(data), "--context", "3", "--horizon", "2", "--out", str(out)) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert _cli("train-baseline", "--data", str(data), "--epochs", "1", "--max-steps", "1") == 2
