@@ -43,7 +43,7 @@ def test_builders_follow_config():
     G, D = build_generator(cfg), build_discriminator(cfg)
     assert G.nz == 5 and G(torch.randn(1, 5)).shape == (1, 3, 16, 16)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())  # the DCGAN discriminator
-    D_sn = build_discriminator(GanConfig(image_size=16, ndf=4))
+    D_sn = build_discriminator(GanConfig(image_size=16, ndf=4, spectral_norm=True))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D_sn.modules())
     assert any("parametrizations" in k for k in D_sn.state_dict())
 

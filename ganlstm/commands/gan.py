@@ -17,7 +17,7 @@ from ..errors import GanlstmError
 _G, _T, _R, _F = GanConfig(), GanTrainConfig(), RunConfig(), FrameOptions()
 
 # Options that define the model or how it trains; on --resume they come from the checkpoint.
-_FROM_CHECKPOINT = ("data", "size", "channels", "nz", "ngf", "ndf", "no_spectral_norm", "loss", "r1", "diffaug", "ema",
+_FROM_CHECKPOINT = ("data", "size", "channels", "nz", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
                     "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "batch_size")
 
 
@@ -43,10 +43,11 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--nz", default=_G.nz, show_default=True, type=click.IntRange(1), help="Latent size.")
 @click.option("--ngf", default=_G.ngf, show_default=True, type=click.IntRange(1), help="Generator base width.")
 @click.option("--ndf", default=_G.ndf, show_default=True, type=click.IntRange(1), help="Discriminator base width.")
-@click.option("--no-spectral-norm", is_flag=True, help="Use the original DCGAN discriminator (BatchNorm) instead of spectral norm.")
+@click.option("--spectral-norm/--no-spectral-norm", default=_G.spectral_norm, show_default=True,
+              help="Spectral norm in D (SN-GAN) instead of the original DCGAN discriminator with BatchNorm.")
 @click.option("--loss", default=_T.loss, show_default=True, type=click.Choice(["hinge", "ns"]), help="Hinge or non-saturating GAN loss.")
 @click.option("--r1", default=_T.r1, show_default=True, type=float, help="R1 penalty weight (0 = off).")
-@click.option("--diffaug", default=_T.diffaug, show_default=True, help="DiffAugment ops (comma-separated), '' for none.")
+@click.option("--diffaug", default=_T.diffaug, show_default=True, help="DiffAugment ops, e.g. translation,cutout,brightness ('' = none).")
 @click.option("--ema", default=_T.ema, show_default=True, type=float, help="EMA decay of the saved generator (0 = off).")
 @click.option("--lr-g", default=_T.lr_g, show_default=True, type=float)
 @click.option("--lr-d", default=_T.lr_d, show_default=True, type=float)
@@ -75,7 +76,7 @@ def train_gan(ctx: click.Context, **o) -> None:
     elif not o["data"]:
         raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
     model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"],
-                      spectral_norm=not o["no_spectral_norm"])
+                      spectral_norm=o["spectral_norm"])
     data = FrameOptions(size=model.image_size, channels=model.channels, interval=o["interval"], scaling=o["scaling"])
     cfg = GanTrainConfig(model=model, data=data, data_path=str(o["data"] or ""), loss=o["loss"], r1=o["r1"], diffaug=o["diffaug"],
                          ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],

@@ -13,6 +13,12 @@ Small-data stabilisers, each a field of :class:`~ganlstm.config.GanTrainConfig`:
 * the hinge (Lim & Ye 2017) or non-saturating (Goodfellow et al. 2014) loss -- ``loss``;
 * the R1 penalty on real images (Mescheder et al. 2018) -- ``r1``.
 
+The defaults are the best combination measured by ``benchmarks/gan_flags.py`` (projection
+SSIM on test sequences after equal short CPU budgets; see docs/benchmarks.md): the original
+BatchNorm discriminator, the non-saturating loss and the EMA on; spectral norm, DiffAugment
+and R1 off. Spectral norm and DiffAugment slowed convergence at those budgets; they are
+meant for long runs where D overfits, which were not measured here.
+
 Data are split by sequence, never by frame, exactly as stage two splits the same data with the
 same seed: G trains on the train sequences only, the ``test_fraction`` sequences are never
 touched (so stage two's test frames are new to the decoder too), and the ``val_fraction``
@@ -196,7 +202,7 @@ class GanTask:
         return {"g_loss": loss.detach()}
 
     def evaluate(self, epoch: int, step: int, run_dir: Path) -> dict[str, float]:
-        """Write the fixed-z grid of G_ema; return the projection proxy on held-out frames (``score`` = its MSE)."""
+        """Write the fixed-z grid of G_ema; return the projection proxy on validation frames (``score`` = its MSE)."""
         G = self.G_ema
         name = f"epoch_{epoch:04d}" + ("" if step % self.steps_per_epoch == 0 else f"_step_{step:07d}")
         scale = max(1, 64 // G.image_size)
