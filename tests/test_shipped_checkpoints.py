@@ -1,0 +1,56 @@
+"""The shipped checkpoints (checkpoints/*.pt) load with weights_only=True and forecast a held-out merger sensibly."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganlstm.demo import SHIPPED, simulate_held_out
+from ganlstm.rollout import predict
+from ganlstm.train.forecaster import load_forecaster
+
+STEPS = 5
+CONTEXT = 20
+
+pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()),
+                                reason="shipped checkpoints not present (checkpoints/*.pt)")
+
+# Known gap, recorded in checkpoints/MODEL_CARD.md: the GAN-LSTM draws every frame with its 32 px
+# generator, whose best reconstruction of a held-out frame (projection MSE ~3.5 per frame) is worse
+# than repeating the last frame one step ahead (~2.2). strict: the test fails as soon as a shipped
+# checkpoint beats persistence at horizon 1, so the marker cannot outlive the gap.
+GAN_LSTM_H1_GAP = pytest.mark.xfail(strict=True, reason="the shipped GAN-LSTM is bounded by its generator's reconstruction at horizon 1")
+
+
+@pytest.fixture(scope="module")
+def forecasts() -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """{name: (context, truth, prediction)} for two held-out mergers (demo seed 3; training used seed 1)."""
+    mergers = torch.stack([torch.from_numpy(s) for s in simulate_held_out(2)])  # (2, T, 1, 32, 32) in [0, 1]
+    context, truth = mergers[:, :CONTEXT], mergers[:, CONTEXT : CONTEXT + STEPS]
+    out = {}
+    for name, path in SHIPPED.items():
+        model, _ = load_forecaster(path, "cpu")
+        assert model.cfg.model == name and model.cfg.image_size == mergers.shape[-1]
+        with torch.no_grad():
+            out[name] = context, truth, predict(model, context, STEPS)  # (2, STEPS, 1, 32, 32)
+    return out
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_checkpoint_loads_without_pickled_code(name):
+    raw = torch.load(SHIPPED[name], map_location="cpu", weights_only=True)  # plain tensors and containers only
+    assert raw["kind"] == "forecaster" and raw["config"]["model"]["model"] == name
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_prediction_is_finite_and_in_range(name, forecasts):
+    _, truth, pred = forecasts[name]
+    assert pred.shape == truth.shape
+    assert torch.isfinite(pred).all() and pred.min() >= 0 and pred.max() <= 1
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=GAN_LSTM_H1_GAP) if n == "gan_lstm" else n for n in SHIPPED])
+def test_shipped_model_beats_persistence_at_horizon_1(name, forecasts):
+    context, truth, pred = forecasts[name]
+    mse_h1 = ((pred[:, 0] - truth[:, 0]) ** 2).mean()
+    persistence_h1 = ((context[:, -1] - truth[:, 0]) ** 2).mean()
+    assert mse_h1 < persistence_h1, f"{name}: horizon-1 MSE {mse_h1:.5f} is not below persistence's {persistence_h1:.5f}"
