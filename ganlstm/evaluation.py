@@ -1,16 +1,20 @@
 """Honest comparison: every model on the same windows, through the same rollout engine, scored by
-the same metrics; then tables and plots.
+the same metrics; then tables and plots. The library behind ``ganlstm evaluate`` and ``ganlstm benchmark``.
 
-:func:`evaluate_models` cuts (context, target) windows from held-out sequences, lets every
-forecaster (the trivial baselines included) predict each target from its context, and
-accumulates the per-horizon metrics of :mod:`ganlstm.metrics` (OpenSTL conventions).
-:func:`write_metrics` writes ``metrics.csv`` (long format: model, horizon, metric, value),
-``metrics.json`` (the same plus means and run facts) and ``metrics.png`` (one panel per metric
-against horizon, one line per model); :func:`format_table` prints the compact table.
+* :func:`evaluate_models` cuts (context, target) windows from held-out sequences, lets every
+  forecaster (the trivial baselines included) predict each target from its context through
+  :func:`ganlstm.rollout.predict`, and accumulates the per-horizon metrics of
+  :mod:`ganlstm.metrics` (OpenSTL conventions).
+* :func:`write_metrics` writes ``metrics.csv`` (long format: model, horizon, metric, value),
+  ``metrics.json`` (the same plus means and run facts) and ``metrics.png`` (one panel per
+  metric against horizon, one line per model); :func:`format_table` gives the compact table.
+* :func:`evaluate_checkpoints` (``ganlstm evaluate``) loads trained forecasters and picks the
+  test sequences their checkpoints recorded; :func:`run_benchmark` (``ganlstm benchmark``)
+  simulates fixed collections, trains every model for a fixed budget and evaluates them all
+  (``docs/benchmarks.md``).
 
-Windows start every ``stride`` frames; the default ``stride = horizon`` scores every target
-frame of a sequence once per window position without repeating targets, so long sequences
-do not count twice as much through overlapping windows.
+Windows start every ``stride`` frames. The default ``stride = horizon`` makes the targets of
+consecutive windows adjacent, never overlapping: every frame is a target at most once.
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ METRIC_LABELS = {
     "ssim": "SSIM ↑",
     "sharpness": "sharpness (→1)",
 }
+
+LOG_SCALE = ("mse", "mae", "mse_pixel", "sharpness")  # plotted on log axes: errors and ratios span decades
 
 
 @dataclass
@@ -204,6 +210,8 @@ def plot_metrics(result: Evaluation, path: str | Path, *, title: str = "") -> Pa
                 trivial = model in TRIVIAL_BASELINES
                 ax.plot(ks, result.per_horizon[model][metric], label=model, color=f"C{i}", lw=1.2 if trivial else 1.8,
                         ls="--" if trivial else "-", marker="o" if result.horizon == 1 else None)
+            if metric in LOG_SCALE:  # a diverging baseline (linear) must not flatten everyone else's curves
+                _log_axis(ax)
             if metric == "sharpness":
                 ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
             ax.set(title=METRIC_LABELS[metric], xlabel="horizon k (frames ahead)")
@@ -214,12 +222,66 @@ def plot_metrics(result: Evaluation, path: str | Path, *, title: str = "") -> Pa
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
         fig.suptitle(title or f"j={result.context} observed -> k={result.horizon} predicted ({result.windows} windows)")
         fig.tight_layout(rect=(0, 0.06, 1, 1))
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        return _save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def plot_examples(models: Mapping[str, Forecaster], context: torch.Tensor, target: torch.Tensor, path: str | Path, *,
+                  horizons: Sequence[int] | None = None, amp: str = "no") -> Path:
+    """One window as pictures: rows truth and each model, columns the last observed frame and chosen horizons.
+
+    ``context`` (J, C, H, W) and ``target`` (K, C, H, W) in [0, 1]; shown in grayscale (first channel).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = target.shape[0]
+    hs = table_horizons(k, horizons)
+    rows = {"truth": target}
+    rows.update({name: predict(model, context, k, amp=amp) for name, model in models.items()})  # (K, C, H, W) each
+    fig, axes = plt.subplots(len(rows), len(hs) + 1, figsize=(1.3 * (len(hs) + 1) + 0.9, 1.3 * len(rows)), dpi=110, squeeze=False)
+    try:
+        for r, (name, frames) in enumerate(rows.items()):
+            panels = [context[-1]] + [frames[h - 1] for h in hs]
+            for c, frame in enumerate(panels):
+                ax = axes[r, c]
+                ax.imshow(frame[0].float().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title("last observed" if c == 0 else f"k={hs[c - 1]}", fontsize=8)
+                if c == 0:
+                    ax.set_ylabel(name, fontsize=8)
+        fig.tight_layout(pad=0.3)
+        return _save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """PNG through a temp file: a crash never leaves half an image."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
+
+
+def _log_axis(ax) -> None:
+    """Log y axis labelled in plain numbers: 1, 2, 5, 10, 20, 50, ..."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v: float, _pos: int) -> str:
+        lead = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
+        return f"{v:g}" if lead in (1, 2, 5) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
 
 
 def check_outputs(out: str | Path, overwrite: bool, names: Sequence[str] = OUTPUT_FILES) -> Path:
@@ -407,7 +469,7 @@ class BenchmarkSpec:
 
 
 MERGER = BenchmarkSpec(name="merger", data="merger", size=32, frames=50, train_sequences=120, test_sequences=40,
-                       tasks=((10, 10), (20, 30)), hidden=(16, 16), forecaster_steps=200, gan_steps=500)
+                       tasks=((10, 10), (20, 30)), hidden=(16, 16), forecaster_steps=1000, gan_steps=2000)
 MERGER_QUICK = BenchmarkSpec(name="merger-quick", data="merger", size=16, frames=50, train_sequences=12, test_sequences=4,
                              tasks=((10, 10), (20, 30)), hidden=(8, 8), forecaster_steps=4, gan_steps=6, batch_size=4,
                              gan_batch_size=16, nz=16, gan_width=8)
@@ -490,6 +552,15 @@ def train_benchmark_models(spec: BenchmarkSpec, train_dir: Path, runs: Path, mod
     return paths, seconds
 
 
+def _example_window(sequences: Sequence[np.ndarray], context: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluated window whose target changes most from the last observed frame: motion worth looking at."""
+    from .data.windows import WindowDataset
+
+    windows = WindowDataset(sequences, context, horizon, horizon)
+    change = [float((windows[i][1] - windows[i][0][-1]).abs().mean()) for i in range(len(windows))]
+    return windows[int(np.argmax(change))]
+
+
 def machine_info(device: torch.device) -> dict:
     """Where a benchmark ran: enough to judge whether timings compare."""
     import os
@@ -510,6 +581,7 @@ def run_benchmark(
     checkpoints: Mapping[str, str | Path] | None = None,
     models: Sequence[str] = LEARNED_MODELS,
     device: str = "auto",
+    threads: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Evaluation]:
@@ -518,11 +590,11 @@ def run_benchmark(
 
     ``checkpoints`` maps names to checkpoints used instead of training: ``gan`` (a stage-one
     checkpoint for gan_lstm), any of ``models``, or any other name (an extra forecaster to
-    compare). Returns {task name: Evaluation}.
+    compare). ``threads`` sets torch's CPU threads for the run (restored afterwards): on a
+    small or busy CPU one thread is several times faster for these small models. Returns
+    {task name: Evaluation}.
     """
-    from .data.frames import read_collection
     from .train.common import configure_cpu
-    from .train.forecaster import load_forecaster
 
     out = Path(out)
     unknown = [m for m in models if m not in LEARNED_MODELS]
@@ -535,10 +607,27 @@ def run_benchmark(
     dev = resolve_device(device)
     if dev.type == "cpu":
         configure_cpu()  # flush denormals: recurrent nets on CPU otherwise slow down ~3x
-    given = {k: str(v) for k, v in (checkpoints or {}).items()}
+    if threads is not None and threads < 1:
+        raise GanlstmError(f"threads={threads} is invalid; pass a positive number of CPU threads.")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_benchmark(spec, out, mnist_path, checkpoints or {}, models, dev, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_benchmark(spec: BenchmarkSpec, out: Path, mnist_path: str | Path | None, checkpoints: Mapping[str, str | Path],
+                   models: Sequence[str], dev: torch.device, progress: bool) -> dict[str, Evaluation]:
+    """:func:`run_benchmark` after its checks: data, training, evaluation, files."""
+    from .data.frames import read_collection
+    from .train.forecaster import load_forecaster
+
+    given = {k: str(v) for k, v in checkpoints.items()}
     t_start = time.perf_counter()
     train_dir, test_dir = prepare_benchmark_data(spec, out / "data", mnist_path)
-    paths, train_seconds = train_benchmark_models(spec, train_dir, out / "runs", models, given, device=device, progress=progress)
+    paths, train_seconds = train_benchmark_models(spec, train_dir, out / "runs", models, given, device=str(dev), progress=progress)
 
     forecasters: dict[str, Forecaster] = dict(trivial_baselines())
     for name, path in paths.items():
@@ -558,6 +647,8 @@ def run_benchmark(
         ev = evaluate_models(forecasters, test, j, k, device=dev, progress=progress)
         ev.info = {"benchmark": spec.name, "data": str(test_dir), "checkpoints": {n: p for n, p in paths.items() if n in forecasters}}
         write_metrics(ev, out / task, overwrite=True, title=f"{spec.name}: j={j} observed -> k={k} predicted ({ev.windows} windows)")
+        ctx, tgt = _example_window(test, j, k)
+        plot_examples(forecasters, ctx, tgt, out / task / "examples.png", horizons=(1, k // 2, k))
         results[task] = ev
         tables.append("## " + format_table(ev, horizons=(1, k // 2, 10, 30), markdown=True) + "\n")
     atomic_write_bytes(out / "tables.md", "\n".join(tables).encode())

@@ -8,6 +8,9 @@ from ganlstm.config import ForecasterConfig
 from ganlstm.errors import GanlstmError
 from ganlstm.models.base import build_forecaster, to_model_range
 from ganlstm.rollout import predict, rollout
+from reliability_helpers import one_thread  # noqa: F401 - fixture: tiny models train faster on one thread
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = 16
 LEARNED = ("convlstm", "predrnn")

@@ -18,6 +18,9 @@ from ganlstm.evaluation import (
     Evaluation, best_models, evaluate_models, format_table, load_checkpoints, select_split, trivial_baselines, write_metrics,
 )
 from ganlstm.metrics import METRICS
+from reliability_helpers import one_thread  # noqa: F401 - fixture: tiny models train faster on one thread
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 S = 16
 
@@ -169,29 +172,27 @@ def test_evaluation_keeps_model_order_and_timing():
     assert set(ev.seconds) == set(ev.models) and set(ev.mean["linear"]) == set(METRICS)
 
 
-@pytest.mark.slow
 def test_benchmark_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "bench"
-    code, stdout, err = run_cli(["benchmark", "--quick", "--out", out, "--device", "cpu"], capsys)
+    torch.set_num_threads(2)
+    try:
+        code, stdout, err = run_cli(["benchmark", "--quick", "--out", out, "--device", "cpu", "--threads", 1], capsys)
+        assert torch.get_num_threads() == 2  # --threads applies to the run only
+    finally:
+        torch.set_num_threads(1)  # the one_thread fixture's setting
     assert code == 0, err
     summary = json.loads((out / "benchmark.json").read_text())
+    assert summary["machine"]["torch_threads"] == 1
     assert set(summary["results"]) == {"j10_k10", "j20_k30"}
     for task, k in (("j10_k10", 10), ("j20_k30", 30)):
         res = summary["results"][task]
         assert list(res["per_horizon"]) == ["persistence", "linear", "gan_lstm", "convlstm", "predrnn"]
         assert all(len(v["mse"]) == k for v in res["per_horizon"].values())
-        assert (out / task / "metrics.png").is_file() and (out / task / "metrics.csv").is_file()
+        assert all((out / task / f).is_file() for f in ("metrics.png", "metrics.csv", "examples.png"))
     assert set(summary["train_seconds"]) == {"gan", "gan_lstm", "convlstm", "predrnn"}
     assert "k=30" in stdout and "| predrnn |" in (out / "tables.md").read_text()
-    # A second run refuses the non-empty directory; given checkpoints are reused, not retrained.
-    code, _, err = run_cli(["benchmark", "--quick", "--out", out], capsys)
+    code, _, err = run_cli(["benchmark", "--quick", "--out", out], capsys)  # a second run refuses the non-empty directory
     assert code == 2 and "--overwrite" in err
-    ckpts = summary["checkpoints"]
-    code, _, err = run_cli(["benchmark", "--quick", "--out", out, "--overwrite", "--device", "cpu", "--models", "convlstm",
-                            "--checkpoint", f"convlstm={ckpts['convlstm']}", "--checkpoint", f"mine={ckpts['predrnn']}"], capsys)
-    assert code == 0, err
-    again = json.loads((out / "benchmark.json").read_text())
-    assert again["train_seconds"] == {} and list(again["results"]["j10_k10"]["per_horizon"])[2:] == ["convlstm", "mine"]
 
 
 def test_benchmark_on_a_fake_moving_mnist_file(tmp_path, capsys):
@@ -203,6 +204,15 @@ def test_benchmark_on_a_fake_moving_mnist_file(tmp_path, capsys):
     summary = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
     assert summary["spec"]["name"] == "mnist-quick" and list(summary["results"]) == ["j10_k10"]
     assert len(list((tmp_path / "bench" / "data" / "test").glob("*.npy"))) == 4
+    # Given checkpoints are reused, not retrained; an extra name adds another forecaster to the comparison.
+    ckpt = summary["checkpoints"]["convlstm"]
+    code, _, err = run_cli(["benchmark", "--quick", "--mnist", tmp_path / "mnist_test_seq.npy", "--models", "convlstm",
+                            "--out", tmp_path / "bench", "--overwrite", "--device", "cpu",
+                            "--checkpoint", f"convlstm={ckpt}", "--checkpoint", f"mine={ckpt}"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert again["train_seconds"] == {} and list(again["results"]["j10_k10"]["per_horizon"]) == ["persistence", "linear", "convlstm", "mine"]
+    assert again["results"]["j10_k10"]["mean"]["convlstm"] == summary["results"]["j10_k10"]["mean"]["convlstm"]  # reproducible
     code, _, err = run_cli(["benchmark", "--quick", "--out", tmp_path / "x", "--checkpoint", "convlstm"], capsys)
     assert code == 2 and "NAME=PATH" in err
     code, _, err = run_cli(["benchmark", "--quick", "--out", tmp_path / "y", "--models", "e3d"], capsys)

@@ -63,8 +63,9 @@ def _parse_named(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--models", default="gan_lstm,convlstm,predrnn", show_default=True, help="Learned models to train and compare (comma-separated).")
 @click.option("--mnist", type=click.Path(path_type=Path), help="Run on Moving MNIST instead: the standard mnist_test_seq.npy ((20, N, 64, 64) uint8).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 1 is fastest on a busy 2-core machine).")
 @click.option("--overwrite", is_flag=True, help="Reuse a non-empty --out (data and results are replaced, runs added).")
-def benchmark(out, quick, checkpoints, models, mnist, device, overwrite) -> None:
+def benchmark(out, quick, checkpoints, models, mnist, device, threads, overwrite) -> None:
     """Run the reproducible benchmark: simulate, train, evaluate, tabulate.
 
     The merger benchmark simulates fixed train/test collections (seeds 1 and 2), trains
@@ -76,7 +77,7 @@ def benchmark(out, quick, checkpoints, models, mnist, device, overwrite) -> None
     spec = benchmark_spec(quick=quick, mnist=mnist is not None)
     chosen = tuple(m.strip() for m in models.split(",") if m.strip())
     results = run_benchmark(spec, out, mnist_path=mnist, checkpoints=_parse_named(checkpoints), models=chosen,
-                            device=device, overwrite=overwrite)
+                            device=device, threads=threads, overwrite=overwrite)
     for task, ev in results.items():
         click.echo(format_table(ev, horizons=(1, ev.horizon // 2, 10, 30)) + "\n")
     click.echo(f"wrote {out}/tables.md, {out}/benchmark.json and " + ", ".join(f"{out}/{t}/metrics.*" for t in results))
