@@ -19,6 +19,7 @@ consecutive windows adjacent, never overlapping: every frame is a target at most
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -331,29 +332,43 @@ def load_checkpoints(paths: Sequence[str | Path], device: str | torch.device = "
     return models, [ckpt for _, ckpt in loaded]
 
 
-def common_frame_options(ckpts: Sequence[dict], size: int | None):
-    """The one way all checkpoints read frames (they must agree); ``size`` must match it when given."""
+def read_common_frames(data: str | Path, models: Mapping[str, Forecaster], ckpts: Sequence[dict], size: int | None):
+    """Read ``data`` the way the checkpoints were trained; returns ``(sequences, FrameOptions)``.
+
+    Every model must take the same frame size and channels (``size``, if given, must match).
+    Checkpoints may record different reading options (say ``minmax`` vs ``fixed`` scaling) as
+    long as both yield the same frames on ``data``: models are only comparable on the same frames,
+    so the frames are compared, not the options.
+    """
     from .config import FrameOptions
+    from .data.frames import read_collection
     from .train.forecaster import frame_options_of
 
     if not ckpts:
-        return FrameOptions(size=size)
-    opts = [frame_options_of(c) for c in ckpts]
-    ignore = ("max_frames", "max_pixels")  # guards, not part of what a model sees
-
-    def key(o: FrameOptions) -> dict:
-        return {k: v for k, v in asdict(o).items() if k not in ignore}
-
-    for c, o in zip(ckpts[1:], opts[1:]):
-        if key(o) != key(opts[0]):
-            diff = ", ".join(f"{k} {key(opts[0])[k]!r} vs {v!r}" for k, v in key(o).items() if v != key(opts[0])[k])
+        opts = FrameOptions(size=size)
+        return read_collection(data, opts), opts
+    shapes = {(m.cfg.image_size, m.cfg.channels) for m in models.values()}
+    if len(shapes) > 1:
+        raise GanlstmError(f"the checkpoints take different frames (size, channels) {sorted(shapes)}; compare models trained on the same frame size.")
+    image_size, channels = shapes.pop()
+    if size is not None and size != image_size:
+        raise GanlstmError(f"--size {size} differs from the {image_size} px the checkpoints were trained on; drop --size.")
+    distinct: dict[str, tuple[dict, FrameOptions]] = {}
+    for c in ckpts:
+        o = dataclasses.replace(frame_options_of(c), size=image_size, channels=channels)
+        distinct.setdefault(json.dumps(asdict(o), sort_keys=True), (c, o))
+    (first, opts), *others = distinct.values()
+    sequences = read_collection(data, opts)
+    for c, o in others:
+        alt = read_collection(data, o)
+        diff = max(float(np.abs(a - b).max()) for (_, a), (_, b) in zip(sequences, alt))
+        if diff > 1e-6:
             raise GanlstmError(
-                f"{c['path']} reads frames differently from {ckpts[0]['path']} ({diff}); models can only be compared on "
-                f"the same frames, so train them with the same --size/--interval/--scaling."
+                f"{c['path']} reads {data} differently from {first['path']} (pixel values differ by up to {diff:.3g}: "
+                f"scaling {o.scaling!r} vs {opts.scaling!r}, interval {o.interval} vs {opts.interval}); models can only be "
+                f"compared on the same frames, so train them with the same --scaling/--interval."
             )
-    if size is not None and size != opts[0].size:
-        raise GanlstmError(f"--size {size} differs from the {opts[0].size} px the checkpoints were trained on; drop --size.")
-    return opts[0]
+    return sequences, opts
 
 
 def recorded_test_split(ckpts: Sequence[dict]) -> list[str]:
@@ -415,15 +430,14 @@ def evaluate_checkpoints(
     Frames are read the way the checkpoints were trained (they must agree); ``split`` picks
     the sequences (see :func:`select_split`).
     """
-    from .data.frames import read_collection
     from .train.common import configure_cpu
 
     dev = resolve_device(device)
     if dev.type == "cpu":
         configure_cpu()
     models, ckpts = load_checkpoints(checkpoints, dev)
-    opts = common_frame_options(ckpts, size)
-    sequences, used = select_split(read_collection(data, opts), data, ckpts, split)
+    frames, opts = read_common_frames(data, models, ckpts, size)
+    sequences, used = select_split(frames, data, ckpts, split)
     result = evaluate_models({**trivial_baselines(), **models}, [s for _, s in sequences], context, horizon,
                              batch_size=batch_size, device=dev, amp=amp, progress=progress)
     result.info = {"data": str(data), "split": used, "sequence_names": [n for n, _ in sequences],

@@ -15,7 +15,8 @@ from ganlstm.config import ForecasterConfig, ForecastTrainConfig, FrameOptions, 
 from ganlstm.data.mnist import load_moving_mnist, write_collection
 from ganlstm.errors import GanlstmError
 from ganlstm.evaluation import (
-    Evaluation, best_models, evaluate_models, format_table, load_checkpoints, select_split, trivial_baselines, write_metrics,
+    Evaluation, best_models, evaluate_models, format_table, load_checkpoints, read_common_frames, select_split,
+    trivial_baselines, write_metrics,
 )
 from ganlstm.metrics import METRICS
 from reliability_helpers import one_thread  # noqa: F401 - fixture: tiny models train faster on one thread
@@ -140,6 +141,26 @@ def test_evaluate_cli_without_checkpoints_and_size_rules(checkpoint, collection,
     code, _, err = run_cli(["evaluate", "--checkpoint", checkpoint, "--data", collection, "--context", 3, "--horizon", 2,
                             "--out", tmp_path / "b", "--size", 12], capsys)
     assert code == 2 and "--size 12" in err
+
+
+def test_checkpoints_must_see_the_same_frames(checkpoint, collection, tmp_path):
+    import copy
+
+    from ganlstm.checkpoint import load_checkpoint
+
+    fixed = load_checkpoint(checkpoint)
+    minmax = copy.deepcopy(fixed)
+    minmax["config"]["data"]["scaling"] = "minmax"
+    models, _ = load_checkpoints([checkpoint], "cpu")
+    # Squares of 0.9 on black: min-max stretches them to 1.0, fixed keeps 230/255: different frames.
+    with pytest.raises(GanlstmError, match="differ by up to"):
+        read_common_frames(collection, models, [fixed, minmax], None)
+    full_range = tmp_path / "full"
+    write_collection(moving_squares(3, 6) / 0.9, full_range)  # 0 and 255 in every sequence: both readings agree
+    frames, opts = read_common_frames(full_range, models, [fixed, minmax], None)
+    assert len(frames) == 3 and opts.scaling == "fixed" and opts.size == S
+    with pytest.raises(GanlstmError, match="--size 12"):
+        read_common_frames(full_range, models, [fixed], 12)
 
 
 def test_repeated_model_names_are_made_unique(checkpoint):

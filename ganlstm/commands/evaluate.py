@@ -57,7 +57,7 @@ def _parse_named(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("benchmark")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for data, runs and results.")
-@click.option("--quick", is_flag=True, help="A tiny smoke-test configuration (16 px, a few steps): minutes, not a result.")
+@click.option("--quick", is_flag=True, help="A tiny smoke-test configuration (16 px, a few steps; about a minute): not a result.")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="NAME=PATH",
               help="Use this checkpoint instead of training NAME (gan, gan_lstm, convlstm, predrnn), or add another forecaster under NAME.")
 @click.option("--models", default="gan_lstm,convlstm,predrnn", show_default=True, help="Learned models to train and compare (comma-separated).")
