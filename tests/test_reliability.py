@@ -388,7 +388,7 @@ def test_nan_batch_stops_stage_one_naming_the_step_and_keeps_last_good_checkpoin
             "--val-fraction", 0, "--test-fraction", 0, "--batch-size", bs, "--seed", seed, "--max-steps", bad + 1,
             "--save-every", 1, "--device", "cpu"]
     code, err = cli(args + ["--out", tmp_path / "a"], capsys)
-    assert code == 2 and f"error: the D loss became NaN/Inf at step {bad}" in err and "--skip-nonfinite" in err, err
+    assert code == 2 and f"error: the input batch holds NaN/Inf values at step {bad}" in err and "--skip-nonfinite" in err, err
     assert "Traceback" not in err
     last = next((tmp_path / "a").glob("*-gan")) / "last.pt"
     kept = load_checkpoint(last)
@@ -410,7 +410,7 @@ def test_inf_batch_stops_stage_two_naming_the_step_and_skip_nonfinite_continues(
     n, bs, bad = len(clean.train), 4, 2
     steps = bad + 1  # within the first epoch, so the bad batch comes once
     _poison_windows(monkeypatch, _item_at(bad, n, bs, 0), float("inf"))
-    with pytest.raises(GanlstmError, match=rf"the gan_lstm loss became NaN/Inf at step {bad}; training stopped and the last good checkpoint .* is intact"):
+    with pytest.raises(GanlstmError, match=rf"the input batch holds NaN/Inf values at step {bad}; training stopped and the last good checkpoint .* is intact"):
         forecaster_train.train_forecaster(cfg, run_config(tmp_path / "a", steps, save_every=1))
     assert load_checkpoint(next((tmp_path / "a").glob("*-gan_lstm")) / "last.pt")["step"] == bad - 1
     run_dir = forecaster_train.train_forecaster(cfg, run_config(tmp_path / "b", steps, skip_nonfinite=True))

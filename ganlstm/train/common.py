@@ -164,6 +164,14 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's python object, as a list on rank 0 (None elsewhere); ``[obj]`` in a single process."""
+        if not self.enabled:
+            return [obj]
+        box = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, box, dst=0)
+        return box
+
     def all_true(self, flag: bool) -> bool:
         """True on every rank iff true on every rank (used for stop/skip decisions)."""
         if not self.enabled:
@@ -279,17 +287,24 @@ def _fmt(v: Any) -> Any:
 
 
 class NonFiniteLoss(Exception):
-    """Raised by :func:`check_finite` inside a train step, before any optimiser steps on a bad loss."""
+    """A NaN/Inf in a batch or a loss, found before any forward pass or optimiser step could use it."""
 
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.name = name
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what  # e.g. "the D loss became NaN/Inf"
 
 
 def check_finite(name: str, loss: Tensor) -> None:
     """Call before ``optimizer.step()``: a NaN/Inf loss must never reach the weights."""
     if not bool(torch.isfinite(loss.detach()).all()):  # one host sync per step; training only
-        raise NonFiniteLoss(name)
+        raise NonFiniteLoss(f"the {name} loss became NaN/Inf")
+
+
+def check_batch_finite(batch: Any) -> None:
+    """Refuse a batch holding NaN/Inf before the forward pass: BatchNorm would fold it into its running statistics."""
+    tensors = [batch] if torch.is_tensor(batch) else [t for t in batch if torch.is_tensor(t)] if isinstance(batch, (list, tuple)) else []
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+        raise NonFiniteLoss("the input batch holds NaN/Inf values")
 
 
 class TrainTask(Protocol):
@@ -392,13 +407,24 @@ def fit(
         remove_orphan_temp_files(run_dir)
     loader_gen = torch.Generator()  # a private generator: DataLoader must not draw from the global RNG
 
-    def save(name: str) -> None:
+    # Under DDP each rank draws its own noise (GAN latents, scheduled-sampling coins), so last.pt keeps
+    # every rank's RNG and a resume with the same world size continues each rank exactly.
+    rank_rngs = state.extra.pop("rank_rng", None)
+    if dist_.enabled and rank_rngs is not None and len(rank_rngs) == dist_.world_size:
+        set_rng_state(rank_rngs[dist_.rank])
+
+    def save(name: str, rank_rng: list | None = None) -> None:
         if dist_.is_main:
             save_checkpoint(
                 run_dir / name, kind=task.kind, config=task.config, models=task.models, optimizers=task.optimizers,
                 step=state.step, epoch=state.epoch, rng=rng_state(),
-                extra={"batch_in_epoch": state.batch_in_epoch, "best_score": state.best_score, **state.extra},
+                extra={"batch_in_epoch": state.batch_in_epoch, "best_score": state.best_score, **state.extra,
+                       **({"rank_rng": rank_rng} if rank_rng is not None else {})},
             )
+
+    def save_last() -> None:
+        """Every rank calls this (it gathers the ranks' RNG states); rank 0 writes last.pt."""
+        save("last.pt", dist_.gather(rng_state()) if dist_.enabled else None)
 
     def evaluate() -> None:
         if dist_.is_main:
@@ -429,6 +455,7 @@ def fit(
                 )
                 for batch in loader:
                     try:
+                        check_batch_finite(batch)
                         losses = task.train_step(batch, state.step)
                     except NonFiniteLoss as e:
                         for opt in task.optimizers.values():
@@ -436,7 +463,7 @@ def fit(
                         if not run.skip_nonfinite:
                             last = run_dir / "last.pt"
                             raise GanlstmError(
-                                f"the {e.name} loss became NaN/Inf at step {state.step + 1}; training stopped and "
+                                f"{e.what} at step {state.step + 1}; training stopped and "
                                 f"{'the last good checkpoint ' + str(last) + ' is intact' if last.exists() else 'no checkpoint was written'}; "
                                 f"lower the learning rate, check the data for NaNs, or pass --skip-nonfinite."
                             ) from None
@@ -452,9 +479,9 @@ def fit(
                         bar.set_postfix({k: f"{float(v):.3g}" for k, v in losses.items()} | {"img/s": f"{rate:.0f}"})
                     bar.update(1)
                     if run.save_every and state.step % run.save_every == 0:
-                        save("last.pt")
+                        save_last()
                     if dist_.all_true(not interrupt.flag) is False:
-                        save("last.pt")
+                        save_last()
                         raise KeyboardInterrupt
                     if state.step >= total and state.batch_in_epoch < len(batches):
                         break  # mid-epoch; a budget that ends with the epoch finishes it below (epoch += 1, evaluate)
@@ -462,12 +489,12 @@ def fit(
                     state.epoch += 1
                     state.batch_in_epoch = 0
                     evaluate()
-                    save("last.pt")
+                    save_last()
                     continue
                 break  # max_steps reached mid-epoch
             if state.batch_in_epoch:  # ended mid-epoch: evaluate the final weights too
                 evaluate()
-            save("last.pt")
+            save_last()
     finally:
         bar.close()
     return state
