@@ -111,8 +111,10 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--lr", "1") == 2
     assert "--lr cannot change on --resume" in capsys.readouterr().err
     try:
-        main(["train-baseline", "--model", "convlstm", "--deterministic", *common])
+        main(["train-baseline", "--model", "convlstm", "--deterministic", "--scaling", "fixed", "--channels", "1", *common])
         assert torch.are_deterministic_algorithms_enabled()
+        data_cfg = json.loads((out / "001-convlstm" / "config.json").read_text())["data"]
+        assert (data_cfg["scaling"], data_cfg["channels"]) == ("fixed", 1)
     finally:
         torch.use_deterministic_algorithms(False)  # process-wide: do not leak into other tests
     assert (out / "001-convlstm" / "last.pt").is_file()

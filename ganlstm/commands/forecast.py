@@ -18,7 +18,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback",
-                    "alpha", "bright_weight", "latent_weight", "recon_weight", "sampling_start", "sampling_end", "lr",
+                    "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
 
 
@@ -61,7 +61,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
         refuse_on_resume(ctx, _FROM_CHECKPOINT)
     elif not o["data"]:
         raise GanlstmError(f"{ctx.info_name} needs --data DIR (or --resume to continue a run).")
-    data = FrameOptions(size=o["size"], interval=o["interval"])
+    data = FrameOptions(size=o["size"], interval=o["interval"], **{k: o[k] for k in ("channels", "scaling") if k in o})
     cfg = ForecastTrainConfig(
         model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
         stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], latent_weight=latent, recon_weight=recon,
@@ -99,6 +99,10 @@ def train_encoder(ctx: click.Context, **o) -> None:
 @click.option("--model", "model_name", default="convlstm", show_default=True,
               help="A trainable registered forecaster: convlstm, predrnn, ... (with --resume last: which runs to look at).")
 @data_options()
+@click.option("--channels", default=FrameOptions.channels, show_default=True, type=click.Choice(["1", "3"]), callback=lambda c, p, v: int(v),
+              help="1 grayscale, 3 RGB.")
+@click.option("--scaling", default=FrameOptions.scaling, show_default=True, type=click.Choice(["minmax", "fixed", "asinh", "log", "none"]),
+              help="How raw pixel values map to [0, 1] (train-encoder takes this from the generator's checkpoint).")
 @forecast_options
 @run_options("MODEL")
 @click.pass_context
