@@ -5,8 +5,9 @@ frames, then takes ``K`` closed-loop steps, each fed the model's own previous
 prediction (``step(None, state)``). During training, scheduled sampling
 (Bengio et al., NeurIPS 2015) feeds the true frame instead with probability
 ``sampling_p``. Outputs go into a preallocated tensor and are rendered to frames in
-one batched call at the end, so the GAN-prior model decodes all its latents at
-once instead of once per step. There are no host synchronisations inside the loop.
+batched calls at the end (:func:`render_all`), so the GAN-prior model decodes its
+latents many at a time instead of once per step. There are no host
+synchronisations inside the loop.
 
 ``predict`` is the public face: frames in [0, 1] in, frames in [0, 1] out, under
 ``inference_mode`` and the shared autocast context. ``iter_predict`` streams long
@@ -95,10 +96,20 @@ def rollout_outputs(
     return outs
 
 
+#: Frames per render call on CPU. The generator's activations for a whole rollout at once (64 x 30
+#: latents at 64 px: 0.5 GB in its widest layer) fall out of the CPU caches; in chunks of 64 the
+#: decode ran at 0.78 of the matmul peak instead of 0.51 (benchmarks/speed.py). GPUs take one call.
+RENDER_CHUNK = 64
+
+
 def render_all(model: Forecaster, outs: Tensor) -> Tensor:
-    """(B, K, *out) -> (B, K, C, H, W): one batched render (one generator call for the GAN-prior model)."""
-    b, k = outs.shape[:2]
-    return model.render(outs.flatten(0, 1)).unflatten(0, (b, k))
+    """(B, K, *out) -> (B, K, C, H, W): batched renders (the GAN-prior model decodes many latents per generator call)."""
+    flat = outs.flatten(0, 1)  # (B*K, *out)
+    if flat.device.type == "cpu" and flat.shape[0] > RENDER_CHUNK:
+        frames = torch.cat([model.render(part) for part in flat.split(RENDER_CHUNK)])
+    else:
+        frames = model.render(flat)
+    return frames.unflatten(0, outs.shape[:2])  # (B, K, C, H, W)
 
 
 def _as_batch(frames01: Tensor) -> Tensor:
@@ -130,15 +141,15 @@ def iter_predict(model: Forecaster, frames01: Tensor, steps: int, *, chunk: int 
             out, state = warm_up(model, x)
             done = 0
             stream = _closed_loop(model, state, out, steps - 1, None, 0.0, None)
+            buf = out.new_empty((out.shape[0], min(chunk, steps), *out.shape[1:]))  # (B, chunk, *out), reused by every chunk
             while done < steps:
                 n = min(chunk, steps - done)
-                buf = out.new_empty((out.shape[0], n, *out.shape[1:]))
                 buf[:, 0] = out
                 for j in range(1, n):
                     out, _ = next(stream)
                     buf[:, j] = out
                 done += n
-                yield to_unit_range(render_all(model, buf).float()).cpu()
+                yield to_unit_range(render_all(model, buf[:, :n]).float()).cpu()  # a new tensor: buf is not exposed
                 if done < steps:
                     out, _ = next(stream)
     finally:

@@ -1,0 +1,328 @@
+"""Speed of the rollout engine and the two trainers, measured against this machine's own limit.
+
+Every figure is quoted against a reference measured in the same run, on the same device:
+
+* **peak**: FLOP/s of a large float32 matmul (4096^2 on CPU, 8192^2 on CUDA), the practical
+  limit of the device. It is timed inside every section's round-robin, next to the cases it is
+  the reference for, so that load from other processes slows both alike; every achieved
+  FLOP/s is given as a fraction of its section's peak. A large 3x3 convolution is timed the
+  same way (**conv**): on CPUs where the BLAS behind the matmul (MKL) is slower than the oneDNN
+  kernels behind convolutions (e.g. MKL on AMD), the convolution is the higher limit;
+* **rollout**: predicted frames per second of ``ganlstm.rollout.predict`` for every model at
+  64 x 64, batch 1, 8 and 64, context 10, horizon 30, random-init weights (speed does not
+  depend on the weights), with the ratio to the pixel-space ConvLSTM at the same batch;
+* **decode**: the frozen generator on 64 x 30 latents, as the engine renders them (chunks on
+  CPU, see ``ganlstm.rollout.RENDER_CHUNK``; channels_last weights), the same with the weights
+  in the default NCHW layout, as one call, and per step (30 calls of 64);
+* **train**: samples per second of one ``train_step`` of stage one (``GanTask``, frames) and of
+  stage two (``ForecastTask`` on the GAN-LSTM, windows of 10 + 10 frames).
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions,
+forward and backward; element-wise work is not counted, so the fractions are lower bounds).
+Rollout FLOPs are counted at batch 1 and 2, checked to be linear in the batch, and scaled.
+Times are medians of ``--repeats`` runs after a warm-up run, with the models measured
+round-robin so that a burst of load from other processes does not land on one model only.
+The 1-minute load average is recorded before and after every section::
+
+    python benchmarks/speed.py                          # the full measurement (~10 min on 1 CPU thread)
+    python benchmarks/speed.py --quick                  # a small configuration (~1 min): smoke test
+    python benchmarks/speed.py --threads 1 --out speed.json
+    python benchmarks/speed.py --compile                # also torch.compile the step (benchmark-only)
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import ganlstm.rollout as engine
+from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
+from ganlstm.models.base import build_forecaster
+from ganlstm.train.common import Dist, configure_cpu
+from ganlstm.train.forecaster import ForecastTask
+from ganlstm.train.gan import GanTask
+
+# gan_lstm/pixels is the default (ForecasterConfig.feedback): it decodes and re-encodes every closed-loop
+# step; gan_lstm/latent feeds predicted latents back through the learned lift and decodes only at the end.
+MODELS = ("gan_lstm/latent", "gan_lstm/pixels", "persistence", "linear", "convlstm", "predrnn")
+REFERENCE_MODEL = "convlstm"  # the original project's "Simple ConvLSTM": the rollout reference
+FULL = dict(size=64, batches=(1, 8, 64), context=10, horizon=30, decode=(64, 30), gan_batch=32, enc_batch=32,
+            enc_context=10, enc_horizon=10, hidden=(64, 64), repeats=3)
+QUICK = dict(size=32, batches=(1, 4), context=4, horizon=6, decode=(8, 6), gan_batch=8, enc_batch=4,
+             enc_context=3, enc_horizon=3, hidden=(16, 16), repeats=2)
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def load() -> float:
+    """The 1-minute load average (NaN where the OS has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of one call, device work included."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def round_robin(cases: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per case: one warm-up call each, then ``repeats`` rounds over all cases."""
+    for fn in cases.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            times[name].append(timed(fn, device))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def flops(fn: Callable[[], object]) -> int:
+    """Matmul/convolution FLOPs of one call (forward and backward, as it runs)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def references(device: torch.device) -> dict[str, tuple[Callable[[], object], int]]:
+    """The reference workloads and their FLOPs: a large float32 matmul and a large 3x3 convolution."""
+    n = 8192 if device.type == "cuda" else 4096
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    x, w = torch.randn(16, 256, 32, 32, device=device), torch.randn(256, 256, 3, 3, device=device)
+    conv_flops = 2 * 16 * 256 * 256 * 9 * 32 * 32
+    return {"peak": (lambda: a @ b, 2 * n**3), "conv": (lambda: torch.nn.functional.conv2d(x, w, padding=1), conv_flops)}
+
+
+def with_references(cases: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per case, and the references' FLOP/s timed in the same round-robin."""
+    refs = references(device)
+    seconds = round_robin({**cases, **{f"__{k}": fn for k, (fn, _) in refs.items()}}, repeats, device)
+    return seconds, {k: f / seconds.pop(f"__{k}") for k, (_, f) in refs.items()}
+
+
+def against(flop_per_s: float, refs: dict[str, float]) -> dict[str, float]:
+    """The fields every row carries: the references and the achieved fraction of each."""
+    return {"peak_flop_per_s": refs["peak"], "conv_flop_per_s": refs["conv"],
+            "fraction_of_peak": flop_per_s / refs["peak"], "fraction_of_conv": flop_per_s / refs["conv"]}
+
+
+# ---------------------------------------------------------------- models
+
+
+def gan_config(size: int) -> GanConfig:
+    return GanConfig(image_size=size)  # the default architecture: nz 64, ngf = ndf = 64
+
+
+def forecaster(name: str, size: int, hidden: tuple[int, ...], device: torch.device):
+    """A random-init forecaster in eval mode; ``gan_lstm/FEEDBACK`` names the GAN-LSTM's feedback mode."""
+    torch.manual_seed(0)
+    model, _, feedback = name.partition("/")
+    cfg = ForecasterConfig(model=model, image_size=size, hidden=hidden, gan=gan_config(size) if model == "gan_lstm" else None,
+                           feedback=feedback or ForecasterConfig.feedback)
+    return build_forecaster(cfg).to(device).eval()
+
+
+def compiled(model):
+    """The model with its ``step`` compiled by ``torch.compile`` (the engine calls ``model.step``)."""
+    model.step = torch.compile(model.step, dynamic=False)
+    return model
+
+
+# ---------------------------------------------------------------- sections
+
+
+def bench_rollout(spec: dict, device: torch.device, compile_step: bool) -> list[dict]:
+    """Frames/s of ``predict`` for every model and batch, FLOP/s as a fraction of the peak, ratio to ConvLSTM."""
+    size, j, k = spec["size"], spec["context"], spec["horizon"]
+    names = list(MODELS) + ([f"{n}+compile" for n in ("gan_lstm/latent", REFERENCE_MODEL)] if compile_step else [])
+    models = {}
+    for name in names:
+        base = name.removesuffix("+compile")
+        m = forecaster(base, size, spec["hidden"], device)
+        models[name] = compiled(m) if name.endswith("+compile") else m
+    rows = []
+    for batch in spec["batches"]:
+        torch.manual_seed(1)
+        x = torch.rand(batch, j, 1, size, size)  # frames in [0, 1], as a user passes them
+        per_sample = {}
+        for name, m in models.items():
+            if name.endswith("+compile"):  # the same arithmetic as the eager model (counted there)
+                continue
+            f1, f2 = (flops(lambda n=n, m=m: engine.predict(m, x[:1].expand(n, -1, -1, -1, -1), k)) for n in (1, 2))
+            if f2 != 2 * f1:
+                raise RuntimeError(f"{name}: FLOPs are not linear in the batch ({f1} at 1, {f2} at 2)")
+            per_sample[name] = f1
+        for name in models:
+            per_sample.setdefault(name, per_sample[name.removesuffix("+compile")])
+        load0 = load()
+        seconds, refs = with_references({name: (lambda m=m: engine.predict(m, x, k)) for name, m in models.items()}, spec["repeats"], device)
+        load1 = load()
+        ref_fps = batch * k / seconds[REFERENCE_MODEL]
+        for name, s in seconds.items():
+            achieved = per_sample[name] * batch / s
+            rows.append({
+                "device": device.type, "model": name, "batch": batch, "horizon": k, "context": j, "size": size,
+                "seconds": s, "frames_per_s": batch * k / s, "vs_convlstm": batch * k / s / ref_fps,
+                "gflop_per_sample": per_sample[name] / 1e9, "flop_per_s": achieved, **against(achieved, refs),
+                "load": [load0, load1],
+            })
+    return rows
+
+
+def bench_decode(spec: dict, device: torch.device) -> list[dict]:
+    """The generator on B x K latents: as the engine renders them, in one call, and one call per step."""
+    b, k = spec["decode"]
+    model = forecaster("gan_lstm/latent", spec["size"], spec["hidden"], device)
+    z = torch.randn(b, k, model.nz, device=device)  # (B, K, nz): a whole rollout's latents
+    nchw = copy.deepcopy(model)
+    nchw.generator.to(memory_format=torch.contiguous_format)  # the layout before GanLstm chose channels_last
+    per_frame = flops(lambda: model.render(z[0, :1]))
+    cases = {
+        "engine (render_all)": lambda: engine.render_all(model, z),
+        "engine, NCHW generator": lambda: engine.render_all(nchw, z),
+        "one call": lambda: model.render(z.flatten(0, 1)),
+        "per step": lambda: [model.render(z[:, t]) for t in range(k)],
+    }
+    load0 = load()
+    with torch.inference_mode():
+        seconds, refs = with_references(cases, spec["repeats"], device)
+    load1 = load()
+    return [{"device": device.type, "case": name, "frames": b * k, "seconds": s, "frames_per_s": b * k / s,
+             "flop_per_s": per_frame * b * k / s, **against(per_frame * b * k / s, refs), "load": [load0, load1]}
+            for name, s in seconds.items()]
+
+
+def bench_train(spec: dict, device: torch.device, out: Path) -> list[dict]:
+    """Samples/s of one training step of stage one (frames) and stage two (windows), and their FLOP/s."""
+    size = spec["size"]
+    run = RunConfig(out=str(out), batch_size=spec["gan_batch"], device=device.type, progress=False)
+    gan = GanTask(GanTrainConfig(model=gan_config(size)), run, device, Dist(), [], steps_per_epoch=1)
+    frames = torch.rand(spec["gan_batch"], 1, size, size)
+    enc_cfg = ForecastTrainConfig(
+        model=ForecasterConfig(model="gan_lstm", image_size=size, hidden=spec["hidden"], gan=gan_config(size)),
+        context=spec["enc_context"], horizon=spec["enc_horizon"],
+    )
+    torch.manual_seed(0)
+    enc = ForecastTask(enc_cfg, run, build_forecaster(enc_cfg.model), device, Dist(), [], total=1000, steps_per_epoch=100)
+    windows = (torch.rand(spec["enc_batch"], spec["enc_context"], 1, size, size),
+               torch.rand(spec["enc_batch"], spec["enc_horizon"], 1, size, size))
+    steps = {"stage one (GAN)": (lambda: gan.train_step(frames, 100), spec["gan_batch"], "frames"),
+             "stage two (GAN-LSTM, pixel feedback)": (lambda: enc.train_step(windows, 100), spec["enc_batch"],
+                                      f"windows {spec['enc_context']}+{spec['enc_horizon']}")}
+    per_step = {name: flops(fn) for name, (fn, _, _) in steps.items()}
+    load0 = load()
+    seconds, refs = with_references({name: fn for name, (fn, _, _) in steps.items()}, spec["repeats"], device)
+    load1 = load()
+    return [{"device": device.type, "stage": name, "batch": batch, "sample": unit, "seconds_per_step": seconds[name],
+             "samples_per_s": batch / seconds[name], "gflop_per_step": per_step[name] / 1e9,
+             "flop_per_s": per_step[name] / seconds[name], **against(per_step[name] / seconds[name], refs),
+             "load": [load0, load1]}
+            for name, (_, batch, unit) in steps.items()]
+
+
+# ---------------------------------------------------------------- report
+
+
+def markdown(result: dict) -> str:
+    """The three tables; "of peak" divides by the matmul peak timed in the same round-robin ("peak" column)."""
+    m = result["machine"]
+    lines = [f"machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}, {result['threads']} thread(s); "
+             f"1-min load average {result['load_start']:.2f} at start, {result['load_end']:.2f} at end", "",
+             "| device | model | batch | frames/s | × ConvLSTM | GFLOP/sample | GFLOP/s | of peak | of conv |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in result["rollout"]:
+        fracs = f"{r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%}" if r["gflop_per_sample"] else "– | –"
+        lines.append(f"| {r['device']} | {r['model']} | {r['batch']} | {r['frames_per_s']:.1f} | {r['vs_convlstm']:.2f} | "
+                     f"{r['gflop_per_sample']:.2f} | {r['flop_per_s'] / 1e9:.1f} | {fracs} |")
+    lines += ["", "| device | decode of B×K latents | frames | frames/s | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|"]
+    for r in result["decode"]:
+        lines.append(f"| {r['device']} | {r['case']} | {r['frames']} | {r['frames_per_s']:.1f} | {r['flop_per_s'] / 1e9:.1f} | "
+                     f"{r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%} |")
+    lines += ["", "| device | training step | batch | samples/s | GFLOP/step | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|--:|"]
+    for r in result["train"]:
+        lines.append(f"| {r['device']} | {r['stage']} ({r['sample']}) | {r['batch']} | {r['samples_per_s']:.2f} | "
+                     f"{r['gflop_per_step']:.1f} | {r['flop_per_s'] / 1e9:.1f} | {r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%} |")
+    lines += ["", "| device | section | matmul peak GFLOP/s | conv GFLOP/s |", "|---|---|--:|--:|"]
+    for section in ("rollout", "decode", "train"):
+        seen = []
+        for r in result[section]:
+            key = (r["device"], r["batch"] if section == "rollout" else None)
+            if key not in seen:
+                seen.append(key)
+                label = section + (f" (batch {r['batch']})" if section == "rollout" else "")
+                lines.append(f"| {r['device']} | {label} | {r['peak_flop_per_s'] / 1e9:.1f} | {r['conv_flop_per_s'] / 1e9:.1f} |")
+    return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small configuration (32 px, short rollouts): a smoke test")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--repeats", type=int, help="timed runs per case (median reported); default 3, 2 with --quick")
+    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all = CPU, and CUDA when present")
+    parser.add_argument("--compile", action="store_true", help="also roll out with torch.compile'd steps (gan_lstm, convlstm)")
+    args = parser.parse_args()
+
+    spec = dict(QUICK if args.quick else FULL)
+    if args.repeats:
+        spec["repeats"] = args.repeats
+    torch.set_num_threads(args.threads)
+    configure_cpu()  # flush denormals, as the trainers do on CPU
+    devices = [torch.device(d) for d in (("cpu", "cuda") if args.device == "all" else (args.device,))
+               if d == "cpu" or torch.cuda.is_available()]
+    result: dict = {
+        "command": "python benchmarks/speed.py" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
+                   + (" --compile" if args.compile else ""),
+        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "threads": args.threads, "spec": spec, "load_start": load(),
+        "rollout": [], "decode": [], "train": [],
+    }
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices:
+            for section, run in (("rollout", lambda: bench_rollout(spec, device, args.compile)),
+                                 ("decode", lambda: bench_decode(spec, device)),
+                                 ("train", lambda: bench_train(spec, device, Path(tmp)))):
+                start = time.perf_counter()
+                result[section] += run()
+                print(f"{device.type} {section}: {time.perf_counter() - start:.0f} s, load {load():.2f}", file=sys.stderr, flush=True)
+    result["load_end"] = load()
+    print(markdown(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
