@@ -24,10 +24,11 @@ Times are medians of ``--repeats`` runs after a warm-up run, with the models mea
 round-robin so that a burst of load from other processes does not land on one model only.
 The 1-minute load average is recorded before and after every section::
 
-    python benchmarks/speed.py                          # the full measurement (~10 min on 1 CPU thread)
-    python benchmarks/speed.py --quick                  # a small configuration (~1 min): smoke test
+    python benchmarks/speed.py                          # the full measurement (~13 min on 1 CPU thread)
+    python benchmarks/speed.py --quick                  # a small configuration (~30 s): a smoke test
     python benchmarks/speed.py --threads 1 --out speed.json
-    python benchmarks/speed.py --compile                # also torch.compile the step (benchmark-only)
+    python benchmarks/speed.py --compile --batches 8    # also torch.compile the step (benchmark-only)
+    python benchmarks/speed.py --device cuda --amp bf16 # on a GPU, under bf16 autocast
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import ganlstm.rollout as engine
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
 from ganlstm.models.base import build_forecaster
-from ganlstm.train.common import Dist, configure_cpu
+from ganlstm.train.common import Dist, autocast, configure_cpu
 from ganlstm.train.forecaster import ForecastTask
 from ganlstm.train.gan import GanTask
 
@@ -149,7 +150,7 @@ def compiled(model):
 # ---------------------------------------------------------------- sections
 
 
-def bench_rollout(spec: dict, device: torch.device, compile_step: bool) -> list[dict]:
+def bench_rollout(spec: dict, device: torch.device, compile_step: bool, amp: str) -> list[dict]:
     """Frames/s of ``predict`` for every model and batch, FLOP/s as a fraction of the peak, ratio to ConvLSTM."""
     size, j, k = spec["size"], spec["context"], spec["horizon"]
     names = list(MODELS) + ([f"{n}+compile" for n in ("gan_lstm/latent", REFERENCE_MODEL)] if compile_step else [])
@@ -166,14 +167,15 @@ def bench_rollout(spec: dict, device: torch.device, compile_step: bool) -> list[
         for name, m in models.items():
             if name.endswith("+compile"):  # the same arithmetic as the eager model (counted there)
                 continue
-            f1, f2 = (flops(lambda n=n, m=m: engine.predict(m, x[:1].expand(n, -1, -1, -1, -1), k)) for n in (1, 2))
+            f1, f2 = (flops(lambda n=n, m=m: engine.predict(m, x[:1].expand(n, -1, -1, -1, -1), k, amp=amp)) for n in (1, 2))
             if f2 != 2 * f1:
                 raise RuntimeError(f"{name}: FLOPs are not linear in the batch ({f1} at 1, {f2} at 2)")
             per_sample[name] = f1
         for name in models:
             per_sample.setdefault(name, per_sample[name.removesuffix("+compile")])
         load0 = load()
-        seconds, refs = with_references({name: (lambda m=m: engine.predict(m, x, k)) for name, m in models.items()}, spec["repeats"], device)
+        cases = {name: (lambda m=m: engine.predict(m, x, k, amp=amp)) for name, m in models.items()}
+        seconds, refs = with_references(cases, spec["repeats"], device)
         load1 = load()
         ref_fps = batch * k / seconds[REFERENCE_MODEL]
         for name, s in seconds.items():
@@ -187,7 +189,7 @@ def bench_rollout(spec: dict, device: torch.device, compile_step: bool) -> list[
     return rows
 
 
-def bench_decode(spec: dict, device: torch.device) -> list[dict]:
+def bench_decode(spec: dict, device: torch.device, amp: str) -> list[dict]:
     """The generator on B x K latents: as the engine renders them, in one call, and one call per step."""
     b, k = spec["decode"]
     model = forecaster("gan_lstm/latent", spec["size"], spec["hidden"], device)
@@ -202,7 +204,7 @@ def bench_decode(spec: dict, device: torch.device) -> list[dict]:
         "per step": lambda: [model.render(z[:, t]) for t in range(k)],
     }
     load0 = load()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, amp):
         seconds, refs = with_references(cases, spec["repeats"], device)
     load1 = load()
     return [{"device": device.type, "case": name, "frames": b * k, "seconds": s, "frames_per_s": b * k / s,
@@ -210,10 +212,10 @@ def bench_decode(spec: dict, device: torch.device) -> list[dict]:
             for name, s in seconds.items()]
 
 
-def bench_train(spec: dict, device: torch.device, out: Path) -> list[dict]:
+def bench_train(spec: dict, device: torch.device, amp: str) -> list[dict]:
     """Samples/s of one training step of stage one (frames) and stage two (windows), and their FLOP/s."""
     size = spec["size"]
-    run = RunConfig(out=str(out), batch_size=spec["gan_batch"], device=device.type, progress=False)
+    run = RunConfig(batch_size=spec["gan_batch"], device=device.type, amp=amp, progress=False)
     gan = GanTask(GanTrainConfig(model=gan_config(size)), run, device, Dist(), [], steps_per_epoch=1)
     frames = torch.rand(spec["gan_batch"], 1, size, size)
     enc_cfg = ForecastTrainConfig(
@@ -242,7 +244,7 @@ def bench_train(spec: dict, device: torch.device, out: Path) -> list[dict]:
 
 
 def markdown(result: dict) -> str:
-    """The three tables; "of peak" divides by the matmul peak timed in the same round-robin ("peak" column)."""
+    """The tables; "of peak" / "of conv" divide by the references timed in the same round-robin (last table)."""
     m = result["machine"]
     lines = [f"machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}, {result['threads']} thread(s); "
              f"1-min load average {result['load_start']:.2f} at start, {result['load_end']:.2f} at end", "",
@@ -290,33 +292,35 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="timed runs per case (median reported); default 3, 2 with --quick")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all = CPU, and CUDA when present")
     parser.add_argument("--compile", action="store_true", help="also roll out with torch.compile'd steps (gan_lstm, convlstm)")
+    parser.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), help="rollout batch sizes, e.g. 8,64 (default 1,8,64)")
+    parser.add_argument("--amp", choices=("no", "bf16", "fp16"), default="no", help="autocast on CUDA (the references stay float32)")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available here")
 
     spec = dict(QUICK if args.quick else FULL)
     if args.repeats:
         spec["repeats"] = args.repeats
+    if args.batches:
+        spec["batches"] = args.batches
     torch.set_num_threads(args.threads)
     configure_cpu()  # flush denormals, as the trainers do on CPU
     devices = [torch.device(d) for d in (("cpu", "cuda") if args.device == "all" else (args.device,))
                if d == "cpu" or torch.cuda.is_available()]
     result: dict = {
-        "command": "python benchmarks/speed.py" + (" --quick" if args.quick else "") + f" --threads {args.threads}"
-                   + (" --compile" if args.compile else ""),
+        "command": "python " + " ".join(sys.argv),
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-        "threads": args.threads, "spec": spec, "load_start": load(),
+        "threads": args.threads, "amp": args.amp, "spec": spec, "load_start": load(),
         "rollout": [], "decode": [], "train": [],
     }
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for device in devices:
-            for section, run in (("rollout", lambda: bench_rollout(spec, device, args.compile)),
-                                 ("decode", lambda: bench_decode(spec, device)),
-                                 ("train", lambda: bench_train(spec, device, Path(tmp)))):
-                start = time.perf_counter()
-                result[section] += run()
-                print(f"{device.type} {section}: {time.perf_counter() - start:.0f} s, load {load():.2f}", file=sys.stderr, flush=True)
+    for device in devices:
+        for section, run in (("rollout", lambda: bench_rollout(spec, device, args.compile, args.amp)),
+                             ("decode", lambda: bench_decode(spec, device, args.amp)),
+                             ("train", lambda: bench_train(spec, device, args.amp))):
+            start = time.perf_counter()
+            result[section] += run()
+            print(f"{device.type} {section}: {time.perf_counter() - start:.0f} s, load {load():.2f}", file=sys.stderr, flush=True)
     result["load_end"] = load()
     print(markdown(result))
     if args.out:

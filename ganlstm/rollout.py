@@ -98,7 +98,7 @@ def rollout_outputs(
 
 #: Frames per render call on CPU. The generator's activations for a whole rollout at once (64 x 30
 #: latents at 64 px: 0.5 GB in its widest layer) fall out of the CPU caches; in chunks of 64 the
-#: decode ran at 0.78 of the matmul peak instead of 0.51 (benchmarks/speed.py). GPUs take one call.
+#: decode ran 11-18% faster than in one call (benchmarks/speed.py, docs/benchmarks.md). GPUs take one call.
 RENDER_CHUNK = 64
 
 

@@ -96,7 +96,7 @@ class GanLstm(Forecaster):
         nn.init.zeros_(self.head.net[-1].weight)  # untrained model == latent persistence (see module docstring)
         nn.init.zeros_(self.head.net[-1].bias)
         self.lift = LatentLift(nz, hidden[0]) if cfg.feedback == "latent" else None
-        # channels_last: the batched decode of a rollout ran ~15% faster on CPU in this layout (benchmarks/speed.py).
+        # channels_last: the batched decode of a rollout ran ~10% faster on CPU in this layout (benchmarks/speed.py).
         self.generator = build_generator(cfg.gan).eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------ frozen generator
