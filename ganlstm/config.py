@@ -83,6 +83,9 @@ class GanConfig:
     # Measured default (benchmarks/gan_flags.py, docs/benchmarks.md): the BatchNorm DCGAN
     # discriminator beat spectral norm on projection SSIM at short CPU budgets.
     spectral_norm: bool = False
+    # Side of the latent grid G starts from: 1 is DCGAN's z (nz, 1, 1); 4 reshapes z to
+    # (nz/16, 4, 4), a spatial latent that lets G place structure where it is (see models/dcgan.py).
+    latent_grid: int = 1
 
 
 @dataclass

@@ -48,6 +48,26 @@ def test_builders_follow_config():
     assert any("parametrizations" in k for k in D_sn.state_dict())
 
 
+def test_spatial_latent_grid():
+    from ganlstm.checkpoint import save_checkpoint
+    from ganlstm.config import GanTrainConfig, RunConfig, to_dict
+
+    cfg = GanConfig(image_size=32, channels=1, nz=32, ngf=4, ndf=4, latent_grid=4)
+    G = build_generator(cfg).eval()
+    z = torch.randn(3, 32)
+    assert G(z).shape == (3, 1, 32, 32)  # the public latent stays flat (B, nz)
+    assert G.net[0].in_channels == 2 and G.net[0].kernel_size == (3, 3)  # z seen as (2, 4, 4)
+    # Different cells of the grid drive different regions: moving one corner's latents changes that corner most.
+    dz = torch.zeros_like(z[:1]).view(1, 2, 4, 4)
+    dz[..., 0, 0] = 3.0
+    diff = (G(z[:1] + dz.view(1, 32)) - G(z[:1])).abs()[0, 0]  # (32, 32)
+    assert diff[:16, :16].sum() > 2 * diff[16:, 16:].sum()
+    with pytest.raises(GanlstmError, match="multiple of 16"):
+        Generator(nz=20, image_size=32, latent_grid=4)
+    with pytest.raises(GanlstmError, match="latent grid 2"):
+        Generator(nz=32, image_size=32, latent_grid=2)
+
+
 # ---------------------------------------------------------------- DiffAugment
 
 

@@ -129,3 +129,23 @@ def test_windows_from_simulated_data_train(tmp_path):
     model = _model("pixels")
     loss = model.training_loss(context, target, sampling_p=0.5, recon_weight=0.1)["loss"]
     assert torch.isfinite(loss)
+
+
+def test_spatial_latent_generator_trains_and_predicts(tmp_path):
+    import dataclasses
+
+    from ganlstm.models.dcgan import build_generator
+    from ganlstm.rollout import predict
+
+    gan = dataclasses.replace(GAN, nz=32, latent_grid=4)  # z (B, 32) drawn as a (2, 4, 4) grid
+    cfg = dataclasses.replace(model_config("pixels"), gan=gan)
+    torch.manual_seed(0)
+    model = build_forecaster(cfg).load_generator(build_generator(gan).eval())
+    task = ForecastTask(train_config(tmp_path, tmp_path / "gan.pt", model=cfg), run_config(tmp_path), model,
+                        torch.device("cpu"), Dist(), [], total=2, steps_per_epoch=2)
+    before = [p.clone() for p in task.params]
+    for step in range(2):
+        assert torch.isfinite(task.train_step(_windows(), step)["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.params))
+    out = predict(model.eval(), _windows()[0], 4)  # (B, 4, 1, 16, 16) in [0, 1]
+    assert out.shape == (3, 4, 1, 16, 16) and 0 <= out.min() and out.max() <= 1

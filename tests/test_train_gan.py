@@ -153,14 +153,14 @@ def test_cli_help_lists_every_option(capsys):
     for cmd in ("train-gan", "sample", "interpolate", "evaluate-gan"):
         assert _cli(cmd, "--help") == 0
     out = capsys.readouterr().out
-    for flag in ("--resume", "--amp", "--no-spectral-norm", "--diffaug", "--points", "--restarts", "--split", "--overwrite"):
+    for flag in ("--resume", "--amp", "--no-spectral-norm", "--latent-grid", "--diffaug", "--points", "--restarts", "--split", "--overwrite"):
         assert flag in out
 
 
 def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     runs = tmp_path / "runs"
-    common = ["--data", str(data_dir), "--size", "16", "--nz", "8", "--ngf", "4", "--ndf", "4", "--batch-size", "4",
-              "--out", str(runs), "--device", "cpu", "--val-fraction", "0.2", "--test-fraction", "0.2"]
+    common = ["--data", str(data_dir), "--size", "16", "--nz", "32", "--latent-grid", "4", "--ngf", "4", "--ndf", "4",
+              "--batch-size", "4", "--out", str(runs), "--device", "cpu", "--val-fraction", "0.2", "--test-fraction", "0.2"]
     code = _cli("train-gan", *common, "--max-steps", "2", "--seed", "1", "--channels", "1", "--interval", "2",
                 "--scaling", "minmax", "--amp", "bf16", "--loss", "hinge", "--r1", "1", "--diffaug", "translation",
                 "--ema", "0.5", "--lr-g", "1e-3", "--lr-d", "1e-3", "--save-every", "1", "--skip-nonfinite",
@@ -170,6 +170,7 @@ def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     run_dir = runs / "000-gan"
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["train"]["loss"] == "hinge" and saved["train"]["model"]["spectral_norm"] is True
+    assert saved["train"]["model"]["latent_grid"] == 4 and load_generator(run_dir / "last.pt").net[0].in_channels == 2
     assert saved["train"]["data"]["interval"] == 2 and saved["run"]["deterministic"] is True
     assert load_checkpoint(run_dir / "last.pt")["step"] == 2
 

@@ -17,7 +17,7 @@ from ..errors import GanlstmError
 _G, _T, _R, _F = GanConfig(), GanTrainConfig(), RunConfig(), FrameOptions()
 
 # Options that define the model or how it trains; on --resume they come from the checkpoint.
-_FROM_CHECKPOINT = ("data", "size", "channels", "nz", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
+_FROM_CHECKPOINT = ("data", "size", "channels", "nz", "latent_grid", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
                     "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "batch_size")
 
 
@@ -41,6 +41,8 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
 @click.option("--nz", default=_G.nz, show_default=True, type=click.IntRange(1), help="Latent size.")
+@click.option("--latent-grid", default=str(_G.latent_grid), show_default=True, type=click.Choice(["1", "4"]),
+              help="1: z is DCGAN's (nz, 1, 1) vector; 4: z is a (nz/16, 4, 4) spatial grid (nz a multiple of 16).")
 @click.option("--ngf", default=_G.ngf, show_default=True, type=click.IntRange(1), help="Generator base width.")
 @click.option("--ndf", default=_G.ndf, show_default=True, type=click.IntRange(1), help="Discriminator base width.")
 @click.option("--spectral-norm/--no-spectral-norm", default=_G.spectral_norm, show_default=True,
@@ -75,7 +77,7 @@ def train_gan(ctx: click.Context, **o) -> None:
             raise GanlstmError(f"{flags} cannot change on --resume (the run's settings come from its checkpoint); drop them, or start a new run.")
     elif not o["data"]:
         raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
-    model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"],
+    model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"], latent_grid=int(o["latent_grid"]),
                       spectral_norm=o["spectral_norm"])
     data = FrameOptions(size=model.image_size, channels=model.channels, interval=o["interval"], scaling=o["scaling"])
     cfg = GanTrainConfig(model=model, data=data, data_path=str(o["data"] or ""), loss=o["loss"], r1=o["r1"], diffaug=o["diffaug"],

@@ -13,6 +13,11 @@ The discriminator returns logits (pair it with the hinge or non-saturating losse
 (Miyato et al., ICLR 2018) and BatchNorm is dropped from D, as SN-GAN does; without it, D is
 the original DCGAN discriminator with BatchNorm.
 
+``latent_grid=4`` (not in the original DCGAN) feeds z to G as a (nz/16, 4, 4) grid instead of a
+(nz, 1, 1) vector, so every region of the first 4x4 feature map has latents of its own; a
+decoder that must reproduce held-out frames (stage two's) gains from it (docs/benchmarks.md).
+Everything outside G still sees a flat (B, nz) latent.
+
 Latent helpers (:func:`slerp`, :func:`latent_walk`) follow White, "Sampling Generative
 Networks" (2016): spherical interpolation keeps intermediate Gaussian latents at a typical norm.
 """
@@ -31,6 +36,7 @@ from ..errors import GanlstmError
 from .base import to_unit_range
 
 SIZES = (16, 32, 64, 128)
+LATENT_GRIDS = (1, 4)  # z as (nz, 1, 1), DCGAN's, or as (nz/16, 4, 4), a spatial latent
 MAX_WIDTH_MULT = 8  # widest layer = 8 x ngf / ndf (pytorch/examples' 64 px DCGAN uses exactly this)
 
 
@@ -49,15 +55,20 @@ def _check_channels(channels: int) -> None:
 class Generator(nn.Module):
     """z (B, nz) -> frames (B, C, S, S) in [-1, 1]."""
 
-    def __init__(self, nz: int = 64, image_size: int = 64, channels: int = 1, ngf: int = 64):
+    def __init__(self, nz: int = 64, image_size: int = 64, channels: int = 1, ngf: int = 64, latent_grid: int = 1):
         super().__init__()
         n = _num_doublings(image_size)
         _check_channels(channels)
-        self.nz, self.image_size, self.channels = nz, image_size, channels
+        if latent_grid not in LATENT_GRIDS or nz % (latent_grid * latent_grid):
+            raise GanlstmError(f"latent grid {latent_grid} with nz={nz} is not supported; use --latent-grid 1, or 4 with nz a multiple of 16.")
+        self.nz, self.image_size, self.channels, self.latent_grid = nz, image_size, channels, latent_grid
         # Width at resolution 4 * 2**i, for i = 0 .. n-1 (the last entry feeds the output layer).
         widths = [ngf * min(2 ** (n - 1 - i), MAX_WIDTH_MULT) for i in range(n)]
+        self.z_channels = nz // (latent_grid * latent_grid)
+        first = (nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False) if latent_grid == 1  # (B, nz, 1, 1) -> (B, w0, 4, 4)
+                 else nn.ConvTranspose2d(self.z_channels, widths[0], 3, 1, 1, bias=False))  # (B, nz/16, 4, 4) -> (B, w0, 4, 4)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False),  # (B, w0, 4, 4)
+            first,  # (B, w0, 4, 4)
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
         ]
@@ -72,7 +83,8 @@ class Generator(nn.Module):
         self.apply(_dcgan_init)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z.view(z.shape[0], self.nz, 1, 1))  # (B, nz) -> (B, C, S, S)
+        g = self.latent_grid
+        return self.net(z.view(z.shape[0], self.z_channels, g, g))  # (B, nz) -> (B, C, S, S)
 
     def render(self, z: Tensor) -> Tensor:
         """Latents (B, nz) -> frames (B, C, S, S) in [0, 1], the public pixel range."""
@@ -119,7 +131,7 @@ def _dcgan_init(m: nn.Module) -> None:
 
 def build_generator(cfg: GanConfig) -> Generator:
     """An untrained generator with the architecture of ``cfg``."""
-    return Generator(nz=cfg.nz, image_size=cfg.image_size, channels=cfg.channels, ngf=cfg.ngf)
+    return Generator(nz=cfg.nz, image_size=cfg.image_size, channels=cfg.channels, ngf=cfg.ngf, latent_grid=cfg.latent_grid)
 
 
 def build_discriminator(cfg: GanConfig) -> Discriminator:
