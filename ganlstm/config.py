@@ -137,6 +137,9 @@ class ForecastTrainConfig:
     bright_weight: float = 0.0  # extra MSE weight on bright pixels (0 = uniform)
     latent_weight: float = 0.0  # gan_lstm: loss against inverted latents of the true future
     recon_weight: float = 0.1  # gan_lstm: G(E(x_t)) ~ x_t on observed frames
+    # gan_lstm: the first N steps train only the frame reader (encoder + read) to invert G on
+    # single frames, before the ConvLSTM learns motion from a faithful reading (0 = off).
+    reader_warmup: int = 0
     sampling_start: float = 1.0  # scheduled sampling: P(feed truth) at step 0 ...
     sampling_end: float = 0.0  # ... decaying linearly to this at the last step
     lr: float = 1e-3

@@ -149,3 +149,52 @@ def test_spatial_latent_generator_trains_and_predicts(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, task.params))
     out = predict(model.eval(), _windows()[0], 4)  # (B, 4, 1, 16, 16) in [0, 1]
     assert out.shape == (3, 4, 1, 16, 16) and 0 <= out.min() and out.max() <= 1
+
+
+def test_reader_warmup_trains_only_the_reader_then_everything(tmp_path):
+    model = _model("pixels")
+    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=model_config("pixels"), reader_warmup=2, alpha=0.8)
+    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=4, steps_per_epoch=4)
+    reader = {n for n, _ in model.named_parameters() if n.startswith(("encoder.", "read."))}
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    snap = lambda: {n: p.detach().clone() for n, p in trainable.items()}  # noqa: E731
+    before = snap()
+    frames = _windows()
+    target = frames[1]
+    x = torch.cat(frames, 1).flatten(0, 1)
+    err = lambda: float(((model.generator(model.encode(x * 2 - 1)) + 1) / 2 - x).pow(2).mean())  # noqa: E731
+    for step in range(2):  # warm-up: the reader only
+        out = task.train_step(frames, step)
+        assert "pixel" not in out and torch.isfinite(out["recon"]) and out["sampling_p"] == 1.0
+    after = snap()
+    moved = {n for n in trainable if not torch.equal(before[n], after[n])}
+    assert moved and moved <= reader  # nothing but the reader moved
+    out = task.train_step(frames, 2)  # the main phase: scheduled sampling starts from sampling_start
+    assert torch.isfinite(out["pixel"]) and out["sampling_p"] == 1.0
+    task.train_step(frames, 3)
+    assert any(not torch.equal(after[n], p) for n, p in trainable.items() if n not in reader)
+    assert target.shape[1] == 2
+
+
+def test_reader_warmup_improves_the_reading_and_is_gan_lstm_only(tmp_path):
+    model = _model("pixels")
+    with torch.no_grad():  # a random G with DCGAN's N(0, 0.02) init draws nearly the same frame for every z; widen it
+        for m in model.generator.modules():
+            if isinstance(m, torch.nn.ConvTranspose2d):
+                m.weight.mul_(8)
+    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=model_config("pixels"), reader_warmup=150, lr=3e-3)
+    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=150, steps_per_epoch=150)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        frames = model.generator(torch.randn(30, GAN.nz, generator=g)).add(1).div(2).view(3, 10, 1, 16, 16)  # frames G can draw
+    x = frames.flatten(0, 1)
+    err = lambda: float(((model.generator(model.encode(x * 2 - 1)) + 1) / 2 - x).pow(2).mean().detach())  # noqa: E731
+    start = err()
+    assert x.std() > 0.05
+    for step in range(150):
+        task.train_step((frames[:, :6], frames[:, 6:]), step)
+    assert err() < 0.5 * start
+
+    baseline = train_config(tmp_path / "no-data-needed", "", model=ForecasterConfig(model="convlstm", image_size=16, hidden=(4,)), reader_warmup=5)
+    with pytest.raises(GanlstmError, match="--reader-warmup is for the gan_lstm model"):
+        train_forecaster(baseline, run_config(tmp_path / "runs"))

@@ -97,11 +97,13 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
               "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--device", "cpu", "--amp", "no",
               "--save-every", "1", "--skip-nonfinite", "--num-workers", "0"]
-    main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05", *common])
+    main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05",
+          "--reader-warmup", "1", *common])
     run_dir = out / "000-gan_lstm"
     train = json.loads((run_dir / "config.json").read_text())["train"]
     assert train["model"]["hidden"] == [6, 6] and train["model"]["feedback"] == "pixels"
     assert (train["recon_weight"], train["latent_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.05, 0.3, 1.0)
+    assert train["reader_warmup"] == 1
     assert (train["sampling_start"], train["sampling_end"], train["stride"], train["weight_decay"]) == (0.9, 0.1, 2, 1e-4)
     assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
     assert "000-gan_lstm" in capsys.readouterr().out
@@ -110,6 +112,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert load_checkpoint(run_dir / "last.pt")["step"] == 3
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--lr", "1") == 2
     assert "--lr cannot change on --resume" in capsys.readouterr().err
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--reader-warmup", "5") == 2
     try:
         main(["train-baseline", "--model", "convlstm", "--deterministic", "--scaling", "fixed", "--channels", "1", *common])
         assert torch.are_deterministic_algorithms_enabled()
@@ -124,3 +127,16 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert _cli("train-baseline", "--model", "nope", "--data", str(data), "--context", "3", "--horizon", "2", "--out", str(out)) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
     assert _cli("train-baseline", "--data", str(data), "--epochs", "1", "--max-steps", "1") == 2
+
+
+def test_log_widens_its_header_when_a_later_phase_logs_more(tmp_path):
+    from ganlstm.train.common import CsvLog
+
+    log = CsvLog(tmp_path / "log.csv")
+    log.write({"step": 1, "recon": 0.5, "loss": 0.5})  # e.g. the reader warm-up
+    log.write({"step": 2, "pixel": 0.25, "recon": 0.5, "loss": 0.75})
+    rows = _rows(tmp_path / "log.csv")
+    assert list(rows[0]) == ["step", "recon", "loss", "pixel"]
+    assert rows[0]["pixel"] == "" and rows[1]["pixel"] == "0.25" and rows[1]["loss"] == "0.75"
+    CsvLog(tmp_path / "log.csv", resume_step=1).write({"step": 2, "pixel": 0.5, "recon": 0.5, "loss": 1.0})
+    assert [r["pixel"] for r in _rows(tmp_path / "log.csv")] == ["", "0.5"]

@@ -66,6 +66,7 @@ FEEDBACK_MODES = ("latent", "pixels")
 PROJECT_STEPS = 30
 PROJECT_RESTARTS = 1
 PROJECT_LR = 0.05
+READER_BATCH = 64  # frames per reader warm-up step, drawn from the batch's windows
 
 GanLstmState = tuple[list[LayerState], Tensor | None]  # (per-layer (h, c) at 8x8, latent of the latest frame (B, nz))
 
@@ -114,6 +115,15 @@ class GanLstm(Forecaster):
         self.generator.load_state_dict(generator.state_dict())
         return self
 
+    def reader_loss(self, frames: Tensor, *, alpha: float = 0.5, bright_weight: float = 0.0) -> dict[str, Tensor]:
+        """``G(read(E(x))) ~ x`` on up to :data:`READER_BATCH` random frames of ``frames`` (N, C, H, W) in [0, 1]."""
+        x = frames[torch.randperm(len(frames), device=frames.device)[:READER_BATCH]]  # (n, C, H, W)
+        recon = self.generator(self.encode(to_model_range(x)))  # (n, C, H, W) in [-1, 1]
+        loss = pixel_loss(to_unit_range(recon), x, alpha=alpha, bright_weight=bright_weight)
+        # DDP wants every trainable parameter in the graph; the idle ones get exactly zero gradient (no Adam movement).
+        idle = sum(p.sum() for n, p in self.named_parameters() if p.requires_grad and not n.startswith(("encoder.", "read.")))
+        return {"recon": loss, "loss": loss + 0.0 * idle}
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the generator: what the stage-two optimiser holds."""
         return [p for name, p in self.named_parameters() if not name.startswith("generator.")]
@@ -161,10 +171,18 @@ class GanLstm(Forecaster):
         bright_weight: float = 0.0,
         recon_weight: float = 0.0,
         latent_weight: float = 0.0,
+        reader_only: bool = False,
         **_: Any,
     ) -> dict[str, Tensor]:
-        """Losses for windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W); ``loss`` is optimised."""
+        """Losses for windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W); ``loss`` is optimised.
+
+        ``reader_only`` (the reader warm-up): only ``G(read(E(x))) ~ x`` on :data:`READER_BATCH`
+        single frames of the windows, the amortised inversion that every forecast starts from.
+        """
         from ..rollout import render_all, rollout_outputs
+
+        if reader_only:
+            return self.reader_loss(torch.cat([context, target], 1).flatten(0, 1), alpha=alpha, bright_weight=bright_weight)
 
         pred_z = rollout_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)  # (B, K, nz)
         pred = render_all(self, pred_z)  # (B, K, C, H, W) in [-1, 1]: one generator call

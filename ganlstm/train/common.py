@@ -236,7 +236,7 @@ def remove_orphan_temp_files(run_dir: Path) -> list[Path]:
 
 
 class CsvLog:
-    """Append-only CSV whose columns are fixed by the first row; on resume, rows past the step are dropped."""
+    """Append-only CSV; a row with new keys widens the header; on resume, rows past the step are dropped."""
 
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
@@ -264,6 +264,12 @@ class CsvLog:
         new = self.fields is None
         if new:
             self.fields = list(row)
+        elif set(row) - set(self.fields):
+            # A later phase logs more (e.g. after stage two's reader warm-up): widen the header, old rows get blanks.
+            with self.path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.fields += [k for k in row if k not in self.fields]
+            self._rewrite(rows)
         with self.path.open("a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
             if new:

@@ -226,10 +226,13 @@ class ForecastTask:
     def train_step(self, batch: tuple[Tensor, Tensor], step: int) -> dict[str, Tensor]:
         """One optimiser step on windows: context (B, J, C, H, W), target (B, K, C, H, W) in [0, 1]."""
         context, target = (x.to(self.device, non_blocking=True).float() for x in batch)
-        p = sampling_probability(step, self.total, self.cfg.sampling_start, self.cfg.sampling_end)
+        warmup = self.cfg.reader_warmup
+        # Scheduled sampling runs its full course after the reader warm-up.
+        p = sampling_probability(max(0, step - warmup), self.total - warmup, self.cfg.sampling_start, self.cfg.sampling_end)
         with autocast(self.device, self.run.amp):
             losses = self.loss(context, target, sampling_p=p, alpha=self.cfg.alpha, bright_weight=self.cfg.bright_weight,
-                               recon_weight=self.cfg.recon_weight, latent_weight=self.cfg.latent_weight)
+                               recon_weight=self.cfg.recon_weight, latent_weight=self.cfg.latent_weight,
+                               reader_only=step < warmup)
         loss = losses["loss"].float()
         check_finite(self.name, loss)
         opt = self.optimizers["forecaster"]
@@ -311,6 +314,8 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     """
     if run.compile:
         raise GanlstmError("training forecasters does not support compile=True yet; leave it off.")
+    if cfg.reader_warmup and cfg.model.model != "gan_lstm":
+        raise GanlstmError(f"--reader-warmup is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
     device = resolve_device(run.device)
     dist_ = Dist.from_env(device)
     device = dist_.device(device)
