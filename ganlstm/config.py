@@ -120,6 +120,9 @@ class ForecasterConfig:
     kernel: int = 3
     feedback: str = "pixels"  # gan_lstm: how a prediction re-enters the ConvLSTM (pixels | latent; see models/gan_lstm.py)
     gan: GanConfig | None = None  # gan_lstm: architecture of the embedded frozen generator
+    # gan_lstm: cap on the RMS of each predicted latent (0 = off). G only learned N(0, I) latents
+    # (RMS ~1); closed-loop predictions drift past that and G answers with artefacts.
+    latent_cap: float = 0.0
 
 
 @dataclass

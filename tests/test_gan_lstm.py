@@ -198,3 +198,27 @@ def test_reader_warmup_improves_the_reading_and_is_gan_lstm_only(tmp_path):
     baseline = train_config(tmp_path / "no-data-needed", "", model=ForecasterConfig(model="convlstm", image_size=16, hidden=(4,)), reader_warmup=5)
     with pytest.raises(GanlstmError, match="--reader-warmup is for the gan_lstm model"):
         train_forecaster(baseline, run_config(tmp_path / "runs"))
+
+
+def test_latent_cap_bounds_every_predicted_latent_and_off_is_identity():
+    import dataclasses
+
+    from ganlstm.rollout import rollout_outputs
+
+    capped = build_forecaster(dataclasses.replace(model_config("pixels"), latent_cap=0.5)).load_generator(generator())
+    free = build_forecaster(model_config("pixels")).load_generator(generator())
+    free.load_state_dict(capped.state_dict())
+    with torch.no_grad():  # a head that pushes every latent outwards, as drifting rollouts do
+        for m in (capped, free):
+            m.head.net[-1].bias.fill_(2.0)
+    context = torch.rand(3, 4, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        z_cap, z_free = rollout_outputs(capped, context, 6), rollout_outputs(free, context, 6)  # (3, 6, nz)
+    rms = lambda z: z.pow(2).mean(-1).sqrt()  # noqa: E731
+    assert rms(z_free).max() > 2 and torch.all(rms(z_cap) <= 0.5 + 1e-5)
+    # Direction is kept: the first capped latent is the free one scaled down (both start from the same reading).
+    assert torch.allclose(z_cap[:, 0], z_free[:, 0] * (0.5 / rms(z_free[:, 0])).unsqueeze(-1), atol=1e-5)
+    small = torch.randn(4, GAN.nz) * 0.1
+    assert torch.equal(capped.cap(small), small) and torch.equal(free.cap(small * 100), small * 100)
+    with pytest.raises(GanlstmError, match="latent_cap"):
+        build_forecaster(dataclasses.replace(model_config(), latent_cap=-1.0))

@@ -17,7 +17,7 @@ from ._options import data_options, refuse_on_resume, run_config, run_options
 _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
-_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback",
+_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap",
                     "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "reader_warmup", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
 
@@ -80,6 +80,9 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
 @forecast_options
 @click.option("--feedback", default=_M.feedback, show_default=True, type=click.Choice(["latent", "pixels"]),
               help="How a prediction re-enters the ConvLSTM: mapped from its latent, or decoded and re-encoded.")
+@click.option("--latent-cap", default=_M.latent_cap, show_default=True, type=click.FloatRange(0),
+              help="Scale down any predicted latent whose RMS exceeds this, keeping it where G was trained (0 = off; "
+                   "docs/benchmarks.md measured 0.9-1.0).")
 @click.option("--recon-weight", default=_T.recon_weight, show_default=True, type=click.FloatRange(0), help="Weight of G(E(x)) ~ x on the last observed frame.")
 @click.option("--reader-warmup", default=_T.reader_warmup, show_default=True, type=click.IntRange(0),
               help="First train only the frame reader to invert the generator, for this many of the steps (0 = off).")
@@ -95,7 +98,8 @@ def train_encoder(ctx: click.Context, **o) -> None:
     """
     if not o["resume"] and not o["gan"]:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
-    model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"])
+    model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
+                             latent_cap=o["latent_cap"])
     _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"])
 
 
