@@ -143,6 +143,9 @@ class ForecastTrainConfig:
     # gan_lstm: the first N steps train only the frame reader (encoder + read) to invert G on
     # single frames, before the ConvLSTM learns motion from a faithful reading (0 = off).
     reader_warmup: int = 0
+    # gan_lstm: after the warm-up, keep the reader as it is (the forecast loss would otherwise
+    # trade its reconstruction for motion; measured in docs/benchmarks.md).
+    freeze_reader: bool = False
     sampling_start: float = 1.0  # scheduled sampling: P(feed truth) at step 0 ...
     sampling_end: float = 0.0  # ... decaying linearly to this at the last step
     lr: float = 1e-3

@@ -222,3 +222,21 @@ def test_latent_cap_bounds_every_predicted_latent_and_off_is_identity():
     assert torch.equal(capped.cap(small), small) and torch.equal(free.cap(small * 100), small * 100)
     with pytest.raises(GanlstmError, match="latent_cap"):
         build_forecaster(dataclasses.replace(model_config(), latent_cap=-1.0))
+
+
+def test_freeze_reader_keeps_the_reader_after_the_warmup(tmp_path):
+    model = _model("pixels")
+    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=model_config("pixels"), reader_warmup=1, freeze_reader=True)
+    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=3, steps_per_epoch=3)
+    reader = {id(p) for p in model.reader_parameters()}
+    assert reader and reader == {id(p) for n, p in model.named_parameters() if n.startswith(("encoder.", "read."))}
+    task.train_step(_windows(), 0)  # the warm-up trains the reader ...
+    warm = [p.detach().clone() for p in model.reader_parameters()]
+    rest = [p.detach().clone() for p in task.params if id(p) not in reader]
+    for step in (1, 2):  # ... after it, only the ConvLSTM and head move
+        task.train_step(_windows(), step)
+    assert all(torch.equal(a, p) for a, p in zip(warm, model.reader_parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(rest, [p for p in task.params if id(p) not in reader]))
+    with pytest.raises(GanlstmError, match="--freeze-reader is for the gan_lstm model"):
+        train_forecaster(train_config(tmp_path / "none", "", model=ForecasterConfig(model="convlstm", image_size=16, hidden=(4,)),
+                                      freeze_reader=True), run_config(tmp_path / "runs"))

@@ -18,7 +18,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap",
-                    "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "reader_warmup", "sampling_start", "sampling_end", "lr",
+                    "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
 
 
@@ -55,7 +55,7 @@ def forecast_options(f):
 
 
 def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", recon: float = 0.0, latent: float = 0.0,
-           warmup: int = 0) -> None:
+           warmup: int = 0, freeze_reader: bool = False) -> None:
     from ..train.forecaster import train_forecaster
 
     if o["resume"]:
@@ -66,7 +66,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
     cfg = ForecastTrainConfig(
         model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
         stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], latent_weight=latent, recon_weight=recon,
-        reader_warmup=warmup,
+        reader_warmup=warmup, freeze_reader=freeze_reader,
         sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"],
     )
@@ -86,6 +86,8 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
 @click.option("--recon-weight", default=_T.recon_weight, show_default=True, type=click.FloatRange(0), help="Weight of G(E(x)) ~ x on the last observed frame.")
 @click.option("--reader-warmup", default=_T.reader_warmup, show_default=True, type=click.IntRange(0),
               help="First train only the frame reader to invert the generator, for this many of the steps (0 = off).")
+@click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
+              help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
 @run_options("gan_lstm")
 @click.pass_context
@@ -100,7 +102,8 @@ def train_encoder(ctx: click.Context, **o) -> None:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
     model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
                              latent_cap=o["latent_cap"])
-    _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"])
+    _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
+           freeze_reader=o["freeze_reader"])
 
 
 @click.command("train-baseline")

@@ -143,6 +143,10 @@ class GanLstm(Forecaster):
         idle = sum(p.sum() for n, p in self.named_parameters() if p.requires_grad and not n.startswith(("encoder.", "read.")))
         return {"recon": loss, "loss": loss + 0.0 * idle}
 
+    def reader_parameters(self) -> list[nn.Parameter]:
+        """The frame reader: ``encoder`` and ``read`` (what the reader warm-up trains)."""
+        return [*self.encoder.parameters(), *self.read.parameters()]
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the generator: what the stage-two optimiser holds."""
         return [p for name, p in self.named_parameters() if not name.startswith("generator.")]

@@ -217,6 +217,7 @@ class ForecastTask:
         assert not frozen & {id(p) for p in params}, "the frozen generator must not be optimised"
         self.optimizers = {"forecaster": torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)}
         self.params = params
+        self.frozen_after_warmup = self.model.reader_parameters() if cfg.freeze_reader else []
         self.scaler = make_grad_scaler(device, run.amp)
         self.models = {"forecaster": self.model}
         self.total, self.steps_per_epoch = total, steps_per_epoch
@@ -239,6 +240,9 @@ class ForecastTask:
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(opt)
+        if step >= warmup:
+            for param in self.frozen_after_warmup:
+                param.grad = None  # after the (all-reduced) backward: every rank drops the same grads; AdamW then skips them
         nn.utils.clip_grad_norm_(self.params, GRAD_CLIP)
         self.scaler.step(opt)
         self.scaler.update()
@@ -314,8 +318,9 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     """
     if run.compile:
         raise GanlstmError("training forecasters does not support compile=True yet; leave it off.")
-    if cfg.reader_warmup and cfg.model.model != "gan_lstm":
-        raise GanlstmError(f"--reader-warmup is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
+    if (cfg.reader_warmup or cfg.freeze_reader) and cfg.model.model != "gan_lstm":
+        flag = "--reader-warmup" if cfg.reader_warmup else "--freeze-reader"
+        raise GanlstmError(f"{flag} is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
     device = resolve_device(run.device)
     dist_ = Dist.from_env(device)
     device = dist_.device(device)
