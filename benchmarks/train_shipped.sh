@@ -24,7 +24,7 @@ DEVICE=${DEVICE:-cpu}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per run: the stages share a 2-core machine without oversubscribing it
 DATA=$ROOT/data/train
 GAN_STEPS=3000        # stage one: DCGAN prior, batch 32
-FORECAST_STEPS=1200   # stage two and the baseline: the same steps, batch and windows
+FORECAST_STEPS=2400   # stage two (after its reader warm-up) and the baseline: the same steps, batch and windows
 READER_WARMUP=3000    # stage two first trains only its frame reader, on 64 single frames per step (~4 min)
 # Windows: 10 observed -> 20 predicted frames (stride 1); longer than the benchmark's j=k=10
 # training windows because the shipped models are asked for 30-frame rollouts.
@@ -55,7 +55,7 @@ stage_encoder() {
     "$GANLSTM" train-encoder --out "$ROOT/encoder" --resume last --max-steps $((READER_WARMUP + FORECAST_STEPS)) --save-every 50 --device "$DEVICE"
   else
     "$GANLSTM" train-encoder --gan "$(best "$ROOT/gan" gan)/best.pt" --data "$DATA" "${WINDOWS[@]}" --hidden 32,32 --alpha 0.8 \
-      --reader-warmup $READER_WARMUP --max-steps $((READER_WARMUP + FORECAST_STEPS)) --save-every 50 --device "$DEVICE" --out "$ROOT/encoder"
+      --latent-cap 1.0 --reader-warmup $READER_WARMUP --max-steps $((READER_WARMUP + FORECAST_STEPS)) --save-every 50 --device "$DEVICE" --out "$ROOT/encoder"
   fi
 }
 
