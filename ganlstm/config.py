@@ -123,6 +123,9 @@ class ForecasterConfig:
     # gan_lstm: cap on the RMS of each predicted latent (0 = off). G only learned N(0, I) latents
     # (RMS ~1); closed-loop predictions drift past that and G answers with artefacts.
     latent_cap: float = 0.0
+    # gan_lstm: read latents with an encoder of their own instead of sharing the ConvLSTM's input
+    # encoder, so the forecast loss cannot trade the reading for motion (see --freeze-reader).
+    separate_reader: bool = False
 
 
 @dataclass

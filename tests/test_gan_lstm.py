@@ -240,3 +240,30 @@ def test_freeze_reader_keeps_the_reader_after_the_warmup(tmp_path):
     with pytest.raises(GanlstmError, match="--freeze-reader is for the gan_lstm model"):
         train_forecaster(train_config(tmp_path / "none", "", model=ForecasterConfig(model="convlstm", image_size=16, hidden=(4,)),
                                       freeze_reader=True), run_config(tmp_path / "runs"))
+
+
+def test_separate_reader_reads_with_its_own_encoder_and_stays_frozen(tmp_path):
+    import dataclasses
+
+    cfg_model = dataclasses.replace(model_config("pixels"), separate_reader=True)
+    torch.manual_seed(0)
+    model = build_forecaster(cfg_model).load_generator(generator())
+    assert model.reader_encoder is not None
+    reader = {id(p) for p in model.reader_parameters()}
+    assert reader == {id(p) for m in (model.reader_encoder, model.read) for p in m.parameters()}
+    assert not reader & {id(p) for p in model.encoder.parameters()}  # the ConvLSTM's input encoder is not the reader
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.encode(x), model.read(model.reader_encoder(x)))
+        z, _ = model.step(x, model.init_state(2, torch.device("cpu")))
+        assert z.shape == (2, GAN.nz)
+    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=cfg_model, reader_warmup=1, freeze_reader=True)
+    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=3, steps_per_epoch=3)
+    lstm_input = [p.detach().clone() for p in model.encoder.parameters()]
+    task.train_step(_windows(), 0)  # warm-up: the reader only; the ConvLSTM's encoder waits
+    assert all(torch.equal(a, p) for a, p in zip(lstm_input, model.encoder.parameters()))
+    warm = [p.detach().clone() for p in model.reader_parameters()]
+    for step in (1, 2):
+        task.train_step(_windows(), step)
+    assert all(torch.equal(a, p) for a, p in zip(warm, model.reader_parameters()))  # frozen after the warm-up
+    assert any(not torch.equal(a, p) for a, p in zip(lstm_input, model.encoder.parameters()))  # ... while the rest learns

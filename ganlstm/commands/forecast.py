@@ -17,7 +17,7 @@ from ._options import data_options, refuse_on_resume, run_config, run_options
 _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
-_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap",
+_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
                     "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
 
@@ -86,6 +86,8 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
 @click.option("--recon-weight", default=_T.recon_weight, show_default=True, type=click.FloatRange(0), help="Weight of G(E(x)) ~ x on the last observed frame.")
 @click.option("--reader-warmup", default=_T.reader_warmup, show_default=True, type=click.IntRange(0),
               help="First train only the frame reader to invert the generator, for this many of the steps (0 = off).")
+@click.option("--separate-reader", is_flag=True, default=_M.separate_reader,
+              help="Read latents with an encoder of their own, not the ConvLSTM's input encoder (pairs with --freeze-reader).")
 @click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
               help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
@@ -101,7 +103,7 @@ def train_encoder(ctx: click.Context, **o) -> None:
     if not o["resume"] and not o["gan"]:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
     model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
-                             latent_cap=o["latent_cap"])
+                             latent_cap=o["latent_cap"], separate_reader=o["separate_reader"])
     _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
            freeze_reader=o["freeze_reader"])
 
