@@ -16,6 +16,7 @@ Design notes
 from __future__ import annotations
 
 import contextlib
+import io
 import csv
 import json
 import math
@@ -35,7 +36,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
+from ..checkpoint import atomic_write_bytes, load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from ..config import RunConfig, save_json
 from ..errors import GanlstmError
 
@@ -242,8 +243,7 @@ class CsvLog:
         self.path = path
         self.fields: list[str] | None = None
         if path.exists():
-            with path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
+            rows = self._read()
             if rows:
                 self.fields = list(rows[0].keys())
             if resume_step is not None:
@@ -251,14 +251,17 @@ class CsvLog:
                 kept = [r for r in rows if _int(r.get("step")) <= resume_step]
                 self._rewrite(kept)
 
+    def _read(self) -> list[dict]:
+        with self.path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
     def _rewrite(self, rows: list[dict]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
-            if self.fields:
-                w = csv.DictWriter(f, fieldnames=self.fields)
-                w.writeheader()
-                w.writerows(rows)
-        os.replace(tmp, self.path)
+        text = io.StringIO()
+        if self.fields:
+            w = csv.DictWriter(text, fieldnames=self.fields)
+            w.writeheader()
+            w.writerows(rows)
+        atomic_write_bytes(self.path, text.getvalue().encode())
 
     def write(self, row: dict) -> None:
         new = self.fields is None
@@ -266,8 +269,7 @@ class CsvLog:
             self.fields = list(row)
         elif set(row) - set(self.fields):
             # A later phase logs more (e.g. after stage two's reader warm-up): widen the header, old rows get blanks.
-            with self.path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
+            rows = self._read()
             self.fields += [k for k in row if k not in self.fields]
             self._rewrite(rows)
         with self.path.open("a", newline="") as f:
