@@ -126,6 +126,10 @@ class ForecasterConfig:
     # gan_lstm: read latents with an encoder of their own instead of sharing the ConvLSTM's input
     # encoder, so the forecast loss cannot trade the reading for motion (see --freeze-reader).
     separate_reader: bool = False
+    # gan_lstm: refine the encoder's reading of the last observed frame with this many Adam steps
+    # on ||G(z) - x||^2 before forecasting from it (encoder-initialised GAN inversion; 0 = off).
+    refine_steps: int = 0
+    refine_lr: float = 0.1
 
 
 @dataclass

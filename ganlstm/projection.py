@@ -86,6 +86,24 @@ def _project_chunk(G: nn.Module, x: Tensor, z0: Tensor, steps: int, lr: float, r
         return z.detach()[idx], recon[idx]
 
 
+def refine(G: nn.Module, frames: Tensor, z0: Tensor, steps: int, lr: float = 0.1) -> Tensor:
+    """Improve latents ``z0`` (N, nz) of ``frames`` (N, C, H, W) in [0, 1] by ``steps`` Adam steps on the per-pixel MSE.
+
+    The encoder-initialised inversion of Zhu et al. ("In-Domain GAN Inversion", ECCV 2020): an
+    encoder's one-pass reading is a good start, and a few optimisation steps from it close most of
+    the gap to a full :func:`project`. Same schedule as :func:`project` (cosine decay to 0), one
+    start. Runs with gradients on ``z`` only, in full precision, even when called under
+    ``torch.inference_mode`` or autocast; G is left untouched. Returns detached latents (N, nz).
+    """
+    if steps < 1:
+        return z0
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(z0.device.type, enabled=False):
+        dtype = next(G.parameters()).dtype
+        x = frames.detach().clone().to(dtype)  # a normal tensor: inference tensors cannot enter autograd
+        z, _ = _project_chunk(G, x, z0.detach().clone().to(dtype), steps, lr, 1)
+    return z.to(z0.dtype)
+
+
 def intensity_distance(real: Tensor, fake: Tensor, bins: int = 256) -> float:
     """1-Wasserstein distance between the pixel-intensity distributions of two frame sets in [0, 1].
 

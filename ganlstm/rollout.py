@@ -51,11 +51,7 @@ def warm_up(model: Forecaster, context: Tensor) -> tuple[Tensor, State]:
     """Feed the context (B, J, C, H, W) in [-1, 1]; return the first prediction's output and the state."""
     if context.dim() != 5 or context.shape[1] < 1:
         raise ValueError(f"context must be (B, J>=1, C, H, W), got {tuple(context.shape)}")
-    state = model.init_state(context.shape[0], context.device)
-    out = None
-    for t in range(context.shape[1]):
-        out, state = model.step(context[:, t], state)
-    return out, state
+    return model.observe(context)
 
 
 def rollout(

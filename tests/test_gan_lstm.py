@@ -237,6 +237,9 @@ def test_freeze_reader_keeps_the_reader_after_the_warmup(tmp_path):
         task.train_step(_windows(), step)
     assert all(torch.equal(a, p) for a, p in zip(warm, model.reader_parameters()))
     assert any(not torch.equal(a, p) for a, p in zip(rest, [p for p in task.params if id(p) not in reader]))
+    with pytest.raises(GanlstmError, match="would freeze an untrained reader"):
+        train_forecaster(train_config(tmp_path / "cold", tmp_path / "gan.pt", model=model_config("pixels"), freeze_reader=True),
+                         run_config(tmp_path / "runs"))
     with pytest.raises(GanlstmError, match="--freeze-reader is for the gan_lstm model"):
         train_forecaster(train_config(tmp_path / "none", "", model=ForecasterConfig(model="convlstm", image_size=16, hidden=(4,)),
                                       freeze_reader=True), run_config(tmp_path / "runs"))
@@ -267,3 +270,49 @@ def test_separate_reader_reads_with_its_own_encoder_and_stays_frozen(tmp_path):
         task.train_step(_windows(), step)
     assert all(torch.equal(a, p) for a, p in zip(warm, model.reader_parameters()))  # frozen after the warm-up
     assert any(not torch.equal(a, p) for a, p in zip(lstm_input, model.encoder.parameters()))  # ... while the rest learns
+
+
+def test_refine_reads_the_last_observed_frame_closer_and_forecasts_from_it():
+    import dataclasses
+
+    from ganlstm.projection import refine
+    from ganlstm.rollout import predict, rollout_outputs
+
+    torch.manual_seed(0)
+    plain = build_forecaster(model_config("pixels")).load_generator(generator()).eval()
+    refined = build_forecaster(dataclasses.replace(model_config("pixels"), refine_steps=20)).load_generator(generator()).eval()
+    refined.load_state_dict(plain.state_dict())
+    context, _ = _windows(j=3)
+    with torch.no_grad():  # a last frame the generator can draw, so that inverting it can succeed
+        context[:, -1] = plain.generator.render(torch.randn(3, GAN.nz, generator=torch.Generator().manual_seed(2)))
+        last = context[:, -1]
+        z_read = plain.encode(last * 2 - 1)
+    z_ref = refine(plain.generator, last, z_read, 20, refined.refine_lr)
+    err = lambda z: (plain.generator.render(z) - last).pow(2).mean().item()  # noqa: E731
+    assert err(z_ref) < 0.9 * err(z_read)  # the inversion steps read the frame closer than the encoder alone
+    with torch.inference_mode():  # prediction runs under inference_mode; the refinement still gets its gradients
+        z_plain, z_refined = rollout_outputs(plain, context * 2 - 1, 2), rollout_outputs(refined, context * 2 - 1, 2)
+        pred = predict(refined, context, 2)
+    # The head starts at zero, so the first forecast is the reading it starts from: refined for one model only.
+    assert torch.allclose(z_plain[:, 0], z_read, atol=1e-6)
+    assert torch.allclose(z_refined[:, 0], z_ref, atol=1e-5)
+    assert pred.shape == (3, 2, 1, 16, 16) and torch.isfinite(pred).all()
+    # Only the last observed frame is refined: the others feed the ConvLSTM exactly as without refinement.
+    assert torch.equal(refine(plain.generator, last, z_read, 0), z_read)
+    with pytest.raises(GanlstmError, match="refine_steps"):
+        build_forecaster(dataclasses.replace(model_config(), refine_steps=-1))
+
+
+def test_refine_trains_and_keeps_every_trainable_parameter_in_the_graph():
+    """With refinement the start latent is a constant, yet the reader stays in the graph (DDP needs that)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = build_forecaster(dataclasses.replace(model_config("pixels"), refine_steps=3)).load_generator(generator())
+    context, target = _windows()
+    losses = model.training_loss(context, target, sampling_p=0.0)  # no recon loss, no teacher forcing
+    losses["loss"].backward()
+    assert torch.isfinite(losses["loss"])
+    assert all(p.grad is not None for p in model.trainable_parameters())
+    assert all(p.grad is None for p in model.generator.parameters())
+    assert all(torch.count_nonzero(p.grad) == 0 for p in model.read.parameters())  # the read-out gets no forecast gradient

@@ -18,6 +18,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
+                    "refine_steps", "refine_lr",
                     "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
 
@@ -88,6 +89,11 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
               help="First train only the frame reader to invert the generator, for this many of the steps (0 = off).")
 @click.option("--separate-reader", is_flag=True, default=_M.separate_reader,
               help="Read latents with an encoder of their own, not the ConvLSTM's input encoder (pairs with --freeze-reader).")
+@click.option("--refine-steps", default=_M.refine_steps, show_default=True, type=click.IntRange(0),
+              help="Refine the reading of the last observed frame with this many inversion steps through G before "
+                   "forecasting, in training and prediction (0 = off; docs/benchmarks.md measured 50).")
+@click.option("--refine-lr", default=_M.refine_lr, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Adam learning rate of --refine-steps.")
 @click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
               help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
@@ -103,7 +109,8 @@ def train_encoder(ctx: click.Context, **o) -> None:
     if not o["resume"] and not o["gan"]:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
     model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
-                             latent_cap=o["latent_cap"], separate_reader=o["separate_reader"])
+                             latent_cap=o["latent_cap"], separate_reader=o["separate_reader"],
+                             refine_steps=o["refine_steps"], refine_lr=o["refine_lr"])
     _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
            freeze_reader=o["freeze_reader"])
 

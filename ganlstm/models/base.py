@@ -56,6 +56,18 @@ class Forecaster(nn.Module):
         """Outputs (N, ...) -> frames (N, C, H, W) in [-1, 1]."""
         return out
 
+    def observe(self, context: Tensor) -> tuple[Tensor, State]:
+        """Feed the context (B, J, C, H, W) in [-1, 1] a frame at a time; return the first prediction and the state.
+
+        Models that treat the last observed frame specially (the GAN prior refines its reading)
+        override this; :func:`ganlstm.rollout.warm_up` always goes through it.
+        """
+        state = self.init_state(context.shape[0], context.device)
+        out = None
+        for t in range(context.shape[1]):
+            out, state = self.step(context[:, t], state)
+        return out, state
+
     def training_loss(self, context: Tensor, target: Tensor, *, sampling_p: float, alpha: float = 0.5,
                       bright_weight: float = 0.0, **_: Any) -> dict[str, Tensor]:
         """Loss for one batch of windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W).

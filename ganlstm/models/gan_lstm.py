@@ -116,6 +116,9 @@ class GanLstm(Forecaster):
         if cfg.latent_cap < 0:
             raise GanlstmError(f"latent_cap={cfg.latent_cap} must be >= 0 (0 turns the cap off).")
         self.latent_cap = cfg.latent_cap
+        if cfg.refine_steps < 0 or cfg.refine_lr <= 0:
+            raise GanlstmError(f"refine_steps={cfg.refine_steps} must be >= 0 and refine_lr={cfg.refine_lr} > 0.")
+        self.refine_steps, self.refine_lr = cfg.refine_steps, cfg.refine_lr
         self.encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0])  # (B, C, S, S) -> (B, hid0, 8, 8)
         self.read = LatentHead(hidden[0], nz)  # observed frame's features -> its latent
         # Optionally the reading gets an encoder of its own (the ConvLSTM keeps self.encoder).
@@ -174,10 +177,26 @@ class GanLstm(Forecaster):
 
     def step(self, frame: Tensor | None, state: GanLstmState) -> tuple[Tensor, GanLstmState]:
         """frame (B, C, S, S) in [-1, 1], or None to continue from the last prediction -> next latent (B, nz)."""
+        return self._advance(frame, state, refine=False)
+
+    def observe(self, context: Tensor) -> tuple[Tensor, GanLstmState]:
+        """Feed the context (B, J, C, H, W); the reading of its last frame is refined (``refine_steps``) before the forecast."""
+        state = self.init_state(context.shape[0], context.device)
+        last = context.shape[1] - 1
+        out = None
+        for t in range(context.shape[1]):
+            out, state = self._advance(context[:, t], state, refine=t == last)
+        return out, state
+
+    def _advance(self, frame: Tensor | None, state: GanLstmState, *, refine: bool) -> tuple[Tensor, GanLstmState]:
         layers, z_last = state
         if frame is not None:
             feat = self.encoder(frame)  # (B, F, 8, 8)
             z_in = self.read(feat if self.reader_encoder is None else self.reader_encoder(frame))  # (B, nz)
+            if refine and self.refine_steps:
+                # The refined latent is a constant of the graph; "+ 0 * reading" keeps the reader in it (zero
+                # gradient), because DDP wants every trainable parameter in the graph (see reader_loss).
+                z_in = self.refine(frame, z_in) + 0.0 * z_in if torch.is_grad_enabled() else self.refine(frame, z_in)
         elif z_last is None:
             raise ValueError("gan_lstm: the first step needs an observed frame (got None before any prediction)")
         else:
@@ -186,6 +205,12 @@ class GanLstm(Forecaster):
         top, layers = self.lstm(feat, layers)  # (B, hid[-1], 8, 8)
         z_next = self.cap(z_in + self.head(top))  # (B, nz)
         return z_next, (layers, z_next)
+
+    def refine(self, frame: Tensor, z: Tensor) -> Tensor:
+        """The reading z (B, nz) of frame (B, C, S, S) in [-1, 1] after ``refine_steps`` inversion steps (detached)."""
+        from ..projection import refine
+
+        return refine(self.generator, to_unit_range(frame), z, self.refine_steps, self.refine_lr)
 
     def cap(self, z: Tensor) -> Tensor:
         """Scale each latent (B, nz) whose RMS exceeds ``latent_cap`` back onto that radius (identity when off)."""

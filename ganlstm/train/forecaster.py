@@ -321,6 +321,8 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     if (cfg.reader_warmup or cfg.freeze_reader) and cfg.model.model != "gan_lstm":
         flag = "--reader-warmup" if cfg.reader_warmup else "--freeze-reader"
         raise GanlstmError(f"{flag} is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
+    if cfg.freeze_reader and not cfg.reader_warmup:
+        raise GanlstmError("--freeze-reader without --reader-warmup would freeze an untrained reader; add --reader-warmup N (3000 measured).")
     device = resolve_device(run.device)
     dist_ = Dist.from_env(device)
     device = dist_.device(device)
