@@ -130,6 +130,10 @@ class ForecasterConfig:
     # on ||G(z) - x||^2 before forecasting from it (encoder-initialised GAN inversion; 0 = off).
     refine_steps: int = 0
     refine_lr: float = 0.1
+    # gan_lstm: the fraction of the refinement's offset (refined minus encoder latent) that the
+    # closed loop keeps per step: 1 keeps it for good; below 1 each predicted latent hands back
+    # (1 - decay) of what is left, so long rollouts return to the encoder's own reading.
+    refine_decay: float = 1.0
 
 
 @dataclass

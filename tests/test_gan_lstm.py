@@ -316,3 +316,33 @@ def test_refine_trains_and_keeps_every_trainable_parameter_in_the_graph():
     assert all(p.grad is not None for p in model.trainable_parameters())
     assert all(p.grad is None for p in model.generator.parameters())
     assert all(torch.count_nonzero(p.grad) == 0 for p in model.read.parameters())  # the read-out gets no forecast gradient
+
+
+def test_refine_decay_hands_the_refinement_back_geometrically():
+    """Untrained (zero) head: the k-th predicted latent is the encoder's reading plus decay**k of the refinement's offset."""
+    import dataclasses
+
+    from ganlstm.projection import refine
+    from ganlstm.rollout import rollout_outputs
+
+    torch.manual_seed(0)
+    decay = 0.5
+    model = build_forecaster(dataclasses.replace(model_config("pixels"), refine_steps=10, refine_decay=decay)).load_generator(generator()).eval()
+    context, _ = _windows(j=2)
+    with torch.no_grad():
+        context[:, -1] = model.generator.render(torch.randn(3, GAN.nz, generator=torch.Generator().manual_seed(2)))
+        z_read = model.encode(context[:, -1] * 2 - 1)
+    offset = refine(model.generator, context[:, -1], z_read, 10, model.refine_lr) - z_read
+    assert offset.abs().max() > 1e-3
+    with torch.inference_mode():
+        z = rollout_outputs(model, context * 2 - 1, 4)  # (3, 4, nz)
+    for k in range(4):
+        assert torch.allclose(z[:, k], z_read + decay ** (k + 1) * offset, atol=1e-5)
+    # A true frame fed back (teacher forcing) starts a fresh, unrefined reading: the offset is gone.
+    with torch.no_grad():
+        out, state = model.observe(context * 2 - 1)
+        assert state[2] is not None
+        _, state = model.step(context[:, 0] * 2 - 1, state)
+        assert state[2] is None
+    with pytest.raises(GanlstmError, match="refine_decay"):
+        build_forecaster(dataclasses.replace(model_config(), refine_decay=1.5))

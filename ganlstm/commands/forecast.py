@@ -18,7 +18,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
-                    "refine_steps", "refine_lr",
+                    "refine_steps", "refine_lr", "refine_decay",
                     "channels", "scaling", "alpha", "bright_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
 
@@ -94,6 +94,9 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
                    "forecasting, in training and prediction (0 = off; docs/benchmarks.md measured 50).")
 @click.option("--refine-lr", default=_M.refine_lr, show_default=True, type=click.FloatRange(0, min_open=True),
               help="Adam learning rate of --refine-steps.")
+@click.option("--refine-decay", default=_M.refine_decay, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the refinement's change to the reading kept per predicted step (1 = for good; 0.7: "
+                   "about half gone after 2 steps, so long rollouts move from the encoder's reading).")
 @click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
               help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
@@ -110,7 +113,8 @@ def train_encoder(ctx: click.Context, **o) -> None:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
     model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
                              latent_cap=o["latent_cap"], separate_reader=o["separate_reader"],
-                             refine_steps=o["refine_steps"], refine_lr=o["refine_lr"])
+                             refine_steps=o["refine_steps"], refine_lr=o["refine_lr"],
+                             refine_decay=o["refine_decay"])
     _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
            freeze_reader=o["freeze_reader"])
 

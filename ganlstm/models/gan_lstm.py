@@ -62,6 +62,15 @@ address it: ``freeze_reader`` keeps the reader fixed after the warm-up, and ``se
 gives the reading its own encoder, so that a frozen reader does not also freeze the ConvLSTM's
 input features.
 
+Refined reading (``ForecasterConfig.refine_steps``, ``train-encoder --refine-steps N``): the
+encoder reads a frame in one pass, which G can reproduce only so well; N Adam steps on
+``||G(z) - x||^2`` from the encoder's latent (encoder-initialised GAN inversion, Zhu et al.,
+"In-Domain GAN Inversion", ECCV 2020; :func:`ganlstm.projection.refine`) read it much closer.
+Only the last observed frame is refined, in :meth:`GanLstm.observe`, because the closed loop starts
+from it; training does the same, so the head learns increments from refined readings. The
+refined latent is a constant of the graph: the forecast loss trains the ConvLSTM and head, not the
+reader. It costs N generator forward+backward passes per rollout, once, however long the rollout.
+
 The generator is a submodule, so its weights are in this model's ``state_dict`` and one
 checkpoint suffices for prediction; it is frozen (``requires_grad_(False)``) and stays in
 eval mode whatever ``train()`` is asked, so its BatchNorm statistics never move.
@@ -91,7 +100,8 @@ PROJECT_RESTARTS = 1
 PROJECT_LR = 0.05
 READER_BATCH = 64  # frames per reader warm-up step, drawn from the batch's windows
 
-GanLstmState = tuple[list[LayerState], Tensor | None]  # (per-layer (h, c) at 8x8, latent of the latest frame (B, nz))
+# (per-layer (h, c) at 8x8, latent of the latest frame (B, nz), what refinement still adds to it (B, nz) or None)
+GanLstmState = tuple[list[LayerState], Tensor | None, Tensor | None]
 
 
 @register("gan_lstm")
@@ -116,9 +126,10 @@ class GanLstm(Forecaster):
         if cfg.latent_cap < 0:
             raise GanlstmError(f"latent_cap={cfg.latent_cap} must be >= 0 (0 turns the cap off).")
         self.latent_cap = cfg.latent_cap
-        if cfg.refine_steps < 0 or cfg.refine_lr <= 0:
-            raise GanlstmError(f"refine_steps={cfg.refine_steps} must be >= 0 and refine_lr={cfg.refine_lr} > 0.")
-        self.refine_steps, self.refine_lr = cfg.refine_steps, cfg.refine_lr
+        if cfg.refine_steps < 0 or cfg.refine_lr <= 0 or not 0 <= cfg.refine_decay <= 1:
+            raise GanlstmError(f"refine_steps={cfg.refine_steps} must be >= 0, refine_lr={cfg.refine_lr} > 0 and "
+                               f"refine_decay={cfg.refine_decay} in [0, 1].")
+        self.refine_steps, self.refine_lr, self.refine_decay = cfg.refine_steps, cfg.refine_lr, cfg.refine_decay
         self.encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0])  # (B, C, S, S) -> (B, hid0, 8, 8)
         self.read = LatentHead(hidden[0], nz)  # observed frame's features -> its latent
         # Optionally the reading gets an encoder of its own (the ConvLSTM keeps self.encoder).
@@ -173,7 +184,7 @@ class GanLstm(Forecaster):
 
     def init_state(self, batch: int, device: torch.device) -> GanLstmState:
         dtype = self.generator.net[0].weight.dtype
-        return self.lstm.init_state(batch, FEATURE_SIZE, FEATURE_SIZE, device, dtype), None
+        return self.lstm.init_state(batch, FEATURE_SIZE, FEATURE_SIZE, device, dtype), None, None
 
     def step(self, frame: Tensor | None, state: GanLstmState) -> tuple[Tensor, GanLstmState]:
         """frame (B, C, S, S) in [-1, 1], or None to continue from the last prediction -> next latent (B, nz)."""
@@ -189,22 +200,30 @@ class GanLstm(Forecaster):
         return out, state
 
     def _advance(self, frame: Tensor | None, state: GanLstmState, *, refine: bool) -> tuple[Tensor, GanLstmState]:
-        layers, z_last = state
+        layers, z_last, offset = state
         if frame is not None:
             feat = self.encoder(frame)  # (B, F, 8, 8)
             z_in = self.read(feat if self.reader_encoder is None else self.reader_encoder(frame))  # (B, nz)
+            offset = None  # a fresh reading
             if refine and self.refine_steps:
+                z_ref = self.refine(frame, z_in)  # (B, nz), detached
+                if self.refine_decay < 1:
+                    offset = z_ref - z_in.detach()  # what the refinement added to the encoder's reading
                 # The refined latent is a constant of the graph; "+ 0 * reading" keeps the reader in it (zero
                 # gradient), because DDP wants every trainable parameter in the graph (see reader_loss).
-                z_in = self.refine(frame, z_in) + 0.0 * z_in if torch.is_grad_enabled() else self.refine(frame, z_in)
+                z_in = z_ref + 0.0 * z_in if torch.is_grad_enabled() else z_ref
         elif z_last is None:
             raise ValueError("gan_lstm: the first step needs an observed frame (got None before any prediction)")
         else:
             z_in = z_last  # (B, nz)
             feat = self.lift(z_in) if self.lift is not None else self.encoder(self.generator(z_in))  # (B, F, 8, 8)
         top, layers = self.lstm(feat, layers)  # (B, hid[-1], 8, 8)
-        z_next = self.cap(z_in + self.head(top))  # (B, nz)
-        return z_next, (layers, z_next)
+        z_next = z_in + self.head(top)  # (B, nz)
+        if offset is not None:  # hand the refinement's detail back a fraction per step (refine_decay)
+            z_next = z_next - (1.0 - self.refine_decay) * offset
+            offset = self.refine_decay * offset
+        z_next = self.cap(z_next)
+        return z_next, (layers, z_next, offset)
 
     def refine(self, frame: Tensor, z: Tensor) -> Tensor:
         """The reading z (B, nz) of frame (B, C, S, S) in [-1, 1] after ``refine_steps`` inversion steps (detached)."""
