@@ -130,10 +130,9 @@ class ForecasterConfig:
     # on ||G(z) - x||^2 before forecasting from it (encoder-initialised GAN inversion; 0 = off).
     refine_steps: int = 0
     refine_lr: float = 0.1
-    # gan_lstm: the fraction of the refinement's offset (refined minus encoder latent) that the
-    # closed loop keeps per step: 1 keeps it for good; below 1 each predicted latent hands back
-    # (1 - decay) of what is left, so long rollouts return to the encoder's own reading.
-    refine_decay: float = 1.0
+    # gan_lstm: the refinement (refined minus encoder latent) is added to the k-th predicted latent
+    # times refine_decay**(k-1); the trajectory itself runs on the encoder's readings.
+    refine_decay: float = 0.7
 
 
 @dataclass

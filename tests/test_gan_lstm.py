@@ -303,8 +303,8 @@ def test_refine_reads_the_last_observed_frame_closer_and_forecasts_from_it():
         build_forecaster(dataclasses.replace(model_config(), refine_steps=-1))
 
 
-def test_refine_trains_and_keeps_every_trainable_parameter_in_the_graph():
-    """With refinement the start latent is a constant, yet the reader stays in the graph (DDP needs that)."""
+def test_refine_trains_through_the_encoders_reading():
+    """The refinement is a constant added to what is drawn; the trajectory, and the gradients, stay on the encoder's reading."""
     import dataclasses
 
     torch.manual_seed(0)
@@ -315,11 +315,11 @@ def test_refine_trains_and_keeps_every_trainable_parameter_in_the_graph():
     assert torch.isfinite(losses["loss"])
     assert all(p.grad is not None for p in model.trainable_parameters())
     assert all(p.grad is None for p in model.generator.parameters())
-    assert all(torch.count_nonzero(p.grad) == 0 for p in model.read.parameters())  # the read-out gets no forecast gradient
+    assert any(torch.count_nonzero(p.grad) > 0 for p in model.read.parameters())  # the forecast loss reaches the reader
 
 
 def test_refine_decay_hands_the_refinement_back_geometrically():
-    """Untrained (zero) head: the k-th predicted latent is the encoder's reading plus decay**k of the refinement's offset."""
+    """Untrained (zero) head: the k-th output is the encoder's reading plus decay**(k-1) of the refinement; the state stays on the reading."""
     import dataclasses
 
     from ganlstm.projection import refine
@@ -337,10 +337,11 @@ def test_refine_decay_hands_the_refinement_back_geometrically():
     with torch.inference_mode():
         z = rollout_outputs(model, context * 2 - 1, 4)  # (3, 4, nz)
     for k in range(4):
-        assert torch.allclose(z[:, k], z_read + decay ** (k + 1) * offset, atol=1e-5)
+        assert torch.allclose(z[:, k], z_read + decay**k * offset, atol=1e-5)
     # A true frame fed back (teacher forcing) starts a fresh, unrefined reading: the offset is gone.
     with torch.no_grad():
         out, state = model.observe(context * 2 - 1)
+        assert torch.allclose(state[1], z_read, atol=1e-6) and torch.allclose(out, z_read + offset, atol=1e-5)
         assert state[2] is not None
         _, state = model.step(context[:, 0] * 2 - 1, state)
         assert state[2] is None

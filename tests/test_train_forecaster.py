@@ -99,14 +99,14 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
               "--save-every", "1", "--skip-nonfinite", "--num-workers", "0"]
     main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05",
           "--reader-warmup", "1", "--latent-cap", "1.5", "--freeze-reader", "--separate-reader",
-          "--refine-steps", "2", "--refine-lr", "0.05", "--refine-decay", "0.7", *common])
+          "--refine-steps", "2", "--refine-lr", "0.05", "--refine-decay", "0.5", *common])
     run_dir = out / "000-gan_lstm"
     train = json.loads((run_dir / "config.json").read_text())["train"]
     assert train["model"]["hidden"] == [6, 6] and train["model"]["feedback"] == "pixels"
     assert (train["recon_weight"], train["latent_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.05, 0.3, 1.0)
     assert train["reader_warmup"] == 1 and train["model"]["latent_cap"] == 1.5 and train["freeze_reader"] is True
     assert train["model"]["separate_reader"] is True
-    assert (train["model"]["refine_steps"], train["model"]["refine_lr"], train["model"]["refine_decay"]) == (2, 0.05, 0.7)
+    assert (train["model"]["refine_steps"], train["model"]["refine_lr"], train["model"]["refine_decay"]) == (2, 0.05, 0.5)
     assert (train["sampling_start"], train["sampling_end"], train["stride"], train["weight_decay"]) == (0.9, 0.1, 2, 1e-4)
     assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
     assert "000-gan_lstm" in capsys.readouterr().out

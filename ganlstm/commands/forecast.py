@@ -95,8 +95,8 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
 @click.option("--refine-lr", default=_M.refine_lr, show_default=True, type=click.FloatRange(0, min_open=True),
               help="Adam learning rate of --refine-steps.")
 @click.option("--refine-decay", default=_M.refine_decay, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of the refinement's change to the reading kept per predicted step (1 = for good; 0.7: "
-                   "about half gone after 2 steps, so long rollouts move from the encoder's reading).")
+              help="The k-th predicted frame adds decay**(k-1) of what --refine-steps changed in the reading "
+                   "(1 = all of it at every horizon, 0 = only at the first).")
 @click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
               help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")

@@ -66,10 +66,14 @@ Refined reading (``ForecasterConfig.refine_steps``, ``train-encoder --refine-ste
 encoder reads a frame in one pass, which G can reproduce only so well; N Adam steps on
 ``||G(z) - x||^2`` from the encoder's latent (encoder-initialised GAN inversion, Zhu et al.,
 "In-Domain GAN Inversion", ECCV 2020; :func:`ganlstm.projection.refine`) read it much closer.
-Only the last observed frame is refined, in :meth:`GanLstm.observe`, because the closed loop starts
-from it; training does the same, so the head learns increments from refined readings. The
-refined latent is a constant of the graph: the forecast loss trains the ConvLSTM and head, not the
-reader. It costs N generator forward+backward passes per rollout, once, however long the rollout.
+Only the last observed frame is refined, in :meth:`GanLstm.observe`. The difference, offset =
+refined - encoder latent, is a constant added to what is drawn: the k-th predicted latent is
+``cap(z_k + refine_decay**(k-1) * offset)``, while the trajectory z_k itself, what the ConvLSTM
+feeds back, runs on the encoder's readings as without refinement. Training does the same.
+Measured on the merger benchmark (docs/benchmarks.md): starting the trajectory itself from the
+refined latent read horizon 1 better but carried the last frame's details into every later
+frame, far worse from horizon 5 on. Cost: N generator forward+backward passes per rollout, once,
+however long the rollout.
 
 The generator is a submodule, so its weights are in this model's ``state_dict`` and one
 checkpoint suffices for prediction; it is frozen (``requires_grad_(False)``) and stays in
@@ -100,7 +104,7 @@ PROJECT_RESTARTS = 1
 PROJECT_LR = 0.05
 READER_BATCH = 64  # frames per reader warm-up step, drawn from the batch's windows
 
-# (per-layer (h, c) at 8x8, latent of the latest frame (B, nz), what refinement still adds to it (B, nz) or None)
+# (per-layer (h, c) at 8x8, latent of the latest step (B, nz), what refinement adds to the next output (B, nz) or None)
 GanLstmState = tuple[list[LayerState], Tensor | None, Tensor | None]
 
 
@@ -204,26 +208,19 @@ class GanLstm(Forecaster):
         if frame is not None:
             feat = self.encoder(frame)  # (B, F, 8, 8)
             z_in = self.read(feat if self.reader_encoder is None else self.reader_encoder(frame))  # (B, nz)
-            offset = None  # a fresh reading
-            if refine and self.refine_steps:
-                z_ref = self.refine(frame, z_in)  # (B, nz), detached
-                if self.refine_decay < 1:
-                    offset = z_ref - z_in.detach()  # what the refinement added to the encoder's reading
-                # The refined latent is a constant of the graph; "+ 0 * reading" keeps the reader in it (zero
-                # gradient), because DDP wants every trainable parameter in the graph (see reader_loss).
-                z_in = z_ref + 0.0 * z_in if torch.is_grad_enabled() else z_ref
+            # A fresh reading; for the last observed frame, what inversion steps add to it (constant, (B, nz)).
+            offset = self.refine(frame, z_in) - z_in.detach() if refine and self.refine_steps else None
         elif z_last is None:
             raise ValueError("gan_lstm: the first step needs an observed frame (got None before any prediction)")
         else:
             z_in = z_last  # (B, nz)
             feat = self.lift(z_in) if self.lift is not None else self.encoder(self.generator(z_in))  # (B, F, 8, 8)
         top, layers = self.lstm(feat, layers)  # (B, hid[-1], 8, 8)
-        z_next = z_in + self.head(top)  # (B, nz)
-        if offset is not None:  # hand the refinement's detail back a fraction per step (refine_decay)
-            z_next = z_next - (1.0 - self.refine_decay) * offset
-            offset = self.refine_decay * offset
-        z_next = self.cap(z_next)
-        return z_next, (layers, z_next, offset)
+        z_next = self.cap(z_in + self.head(top))  # (B, nz): the trajectory, on the encoder's readings
+        if offset is None:
+            return z_next, (layers, z_next, None)
+        # What is drawn: the trajectory plus what is left of the refinement (refine_decay per step).
+        return self.cap(z_next + offset), (layers, z_next, self.refine_decay * offset)
 
     def refine(self, frame: Tensor, z: Tensor) -> Tensor:
         """The reading z (B, nz) of frame (B, C, S, S) in [-1, 1] after ``refine_steps`` inversion steps (detached)."""
