@@ -1,7 +1,8 @@
 """How faithfully does a GAN-LSTM checkpoint read the frames it is given? The horizon-0 ceiling.
 
 Every GAN-LSTM forecast starts from ``read(E(x))``, the encoder's latent for the last observed
-frame, so ``G(read(E(x)))`` against ``x`` bounds what the model can do one step ahead. This
+frame (with ``--refine-steps``, what inversion steps from it add is drawn on top; scored here
+too), so ``G(read(E(x)))`` against ``x`` bounds what the model can do one step ahead. This
 script scores that reading (SSIM as scikit-image computes it, MSE summed per frame) on frames
 spread evenly over a collection, next to the generator's optimised projection (the best any
 reader could do, :func:`ganlstm.projection.projection_quality`) and, for scale, persistence one
@@ -23,7 +24,7 @@ import torch
 from ganlstm.data.frames import read_collection
 from ganlstm.metrics import MetricAccumulator
 from ganlstm.models.base import to_model_range, to_unit_range
-from ganlstm.projection import projection_quality
+from ganlstm.projection import projection_quality, refine
 from ganlstm.train.forecaster import frame_options_of, load_forecaster
 
 
@@ -48,6 +49,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--steps", type=int, default=200, help="Adam steps of the optimised projection")
     ap.add_argument("--restarts", type=int, default=4)
+    ap.add_argument("--refine-steps", type=int, default=None,
+                    help="inversion steps from the encoder's reading (default: the checkpoint's --refine-steps)")
     args = ap.parse_args()
 
     model, ckpt = load_forecaster(args.checkpoint, "cpu")
@@ -56,11 +59,15 @@ def main() -> None:
     sequences = [s for _, s in read_collection(args.data, frame_options_of(ckpt))]
     now, nxt = (torch.from_numpy(a) for a in spread_pairs(sequences, args.frames))
     with torch.no_grad():
-        reading = to_unit_range(model.render(model.encode(to_model_range(now)))).clamp(0, 1)
+        z = model.encode(to_model_range(now))  # (n, nz)
+        reading = to_unit_range(model.render(z)).clamp(0, 1)
+    refine_steps = args.refine_steps if args.refine_steps is not None else model.refine_steps
+    refined = to_unit_range(model.render(refine(model.generator, now, z, refine_steps, model.refine_lr))).clamp(0, 1)
     projection = projection_quality(model.generator, now.numpy(), steps=args.steps, restarts=args.restarts, seed=0)
     result = {
         "frames": len(now),
         "reader": score(reading, now),
+        f"reader_refined_{refine_steps}_steps": score(refined, now),
         "projection": {"ssim": projection["ssim"], "mse": projection["mse"]},
         "persistence_next_frame": score(now, nxt),
     }
