@@ -84,6 +84,26 @@ def pixel_loss(pred: Tensor, target: Tensor, alpha: float = 0.5, bright_weight: 
     return alpha * (1.0 - ssim(pred, target)) + (1.0 - alpha) * mse
 
 
+def horizon_weights(horizon: int, early_weight: float, device: torch.device | None = None) -> Tensor:
+    """Per-horizon loss weights (K,): ``1 + early_weight / k`` for k = 1..K, scaled to mean 1 (all ones at 0)."""
+    w = 1.0 + early_weight / torch.arange(1, horizon + 1, device=device, dtype=torch.float32)
+    return w / w.mean()
+
+
+def rollout_pixel_loss(pred: Tensor, target: Tensor, alpha: float = 0.5, bright_weight: float = 0.0,
+                       early_weight: float = 0.0) -> Tensor:
+    """:func:`pixel_loss` of a rollout (B, K, C, H, W), each horizon k weighted by :func:`horizon_weights`.
+
+    ``early_weight`` > 0 makes the first predicted frames count more (horizon 1 weighs
+    ``1 + early_weight`` against ``1 + early_weight / K`` for the last) while the mean weight stays 1;
+    0 is exactly :func:`pixel_loss` over all frames.
+    """
+    if early_weight == 0:
+        return pixel_loss(pred, target, alpha=alpha, bright_weight=bright_weight)
+    per_k = torch.stack([pixel_loss(pred[:, k], target[:, k], alpha=alpha, bright_weight=bright_weight) for k in range(pred.shape[1])])
+    return (per_k * horizon_weights(pred.shape[1], early_weight, per_k.device)).mean()
+
+
 def d_loss(real_logits: Tensor, fake_logits: Tensor, kind: str = "hinge") -> Tensor:
     """Discriminator loss on logits (D outputs logits, never probabilities)."""
     if kind == "hinge":

@@ -89,7 +89,7 @@ from torch import Tensor, nn
 
 from ..config import ForecasterConfig
 from ..errors import GanlstmError
-from ..losses import pixel_loss
+from ..losses import pixel_loss, rollout_pixel_loss
 from .base import Forecaster, register, to_model_range, to_unit_range
 from .convlstm import ConvLSTM, LayerState
 from .dcgan import Generator, build_generator
@@ -258,6 +258,7 @@ class GanLstm(Forecaster):
         recon_weight: float = 0.0,
         latent_weight: float = 0.0,
         reader_only: bool = False,
+        early_weight: float = 0.0,
         **_: Any,
     ) -> dict[str, Tensor]:
         """Losses for windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W); ``loss`` is optimised.
@@ -272,7 +273,7 @@ class GanLstm(Forecaster):
 
         pred_z = rollout_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)  # (B, K, nz)
         pred = render_all(self, pred_z)  # (B, K, C, H, W) in [-1, 1]: one generator call
-        pixel = pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight)
+        pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight)
         losses = {"pixel": pixel}
         total = pixel
 
