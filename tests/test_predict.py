@@ -76,6 +76,11 @@ def test_encode_decode_interpolate(setup):
     np.testing.assert_allclose(walk[-1], decoded[-1], atol=1e-5)
     with pytest.raises(GanlstmError, match="takes 8"):
         p.decode(np.zeros((2, 5)))
+    refined = p.encode(frames, refine_steps=20)  # inversion steps from the encoder's latents: a closer reading
+    assert refined.shape == (5, 8)
+    assert ((p.decode(refined) - frames.reshape(decoded.shape)) ** 2).mean() < ((decoded - frames.reshape(decoded.shape)) ** 2).mean()
+    with pytest.raises(GanlstmError, match="refine_steps=-1"):
+        p.encode(frames, refine_steps=-1)
 
 
 def test_encode_needs_a_gan_prior_checkpoint(tmp_path):
