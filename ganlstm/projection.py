@@ -96,7 +96,7 @@ def refine(G: nn.Module, frames: Tensor, z0: Tensor, steps: int, lr: float = 0.1
     ``torch.inference_mode`` or autocast; G is left untouched. Returns detached latents (N, nz).
     """
     if steps < 1:
-        return z0
+        return z0.detach()
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(z0.device.type, enabled=False):
         dtype = next(G.parameters()).dtype
         x = frames.detach().clone().to(dtype)  # a normal tensor: inference tensors cannot enter autograd

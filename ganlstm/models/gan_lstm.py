@@ -196,12 +196,8 @@ class GanLstm(Forecaster):
 
     def observe(self, context: Tensor) -> tuple[Tensor, GanLstmState]:
         """Feed the context (B, J, C, H, W); the reading of its last frame is refined (``refine_steps``) before the forecast."""
-        state = self.init_state(context.shape[0], context.device)
-        last = context.shape[1] - 1
-        out = None
-        for t in range(context.shape[1]):
-            out, state = self._advance(context[:, t], state, refine=t == last)
-        return out, state
+        _, state = super().observe(context[:, :-1])  # every frame but the last, as step() reads them
+        return self._advance(context[:, -1], state, refine=True)
 
     def _advance(self, frame: Tensor | None, state: GanLstmState, *, refine: bool) -> tuple[Tensor, GanLstmState]:
         layers, z_last, offset = state
