@@ -173,7 +173,8 @@ class RunConfig:
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 32
-    seed: int = 0
+    seed: int = 0  # weights, data order, sampling coins; also the split unless split_seed is set
+    split_seed: int | None = None  # the train/val/test split by sequence (None: seed)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: str = "no"  # no | bf16 | fp16 (GPU only; off on CPU)
     num_workers: int = 0
@@ -183,6 +184,11 @@ class RunConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     compile: bool = False  # torch.compile the training step's models
     progress: bool = True
+
+    @property
+    def resolved_split_seed(self) -> int:
+        """The seed of the train/val/test split: ``split_seed``, or ``seed`` when that is unset."""
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 _CONFIG_TYPES = {

@@ -76,6 +76,20 @@ def test_baseline_trains_through_the_same_loop(tmp_path, inputs):
         train_forecaster(train_config(data, gan_checkpoint(tmp_path / "g.pt"), data=type(cfg.data)(size=32)), run_config(tmp_path))
 
 
+def test_split_seed_fixes_the_split_while_seed_varies_the_weights(tmp_path, inputs):
+    data, gan = inputs
+    cfg = train_config(data, "", model=ForecasterConfig(model="convlstm", hidden=(4,)), val_fraction=0.4, test_fraction=0.2)
+    runs = {}
+    for seed, split_seed in ((0, None), (1, 0), (1, None), (2, 1)):
+        runs[seed, split_seed] = train_forecaster(cfg, run_config(tmp_path / f"{seed}_{split_seed}", seed=seed, split_seed=split_seed))
+    split = {k: json.loads((d / "split.json").read_text()) for k, d in runs.items()}
+    assert split[1, 0] == split[0, None] and split[2, 1] == split[1, None]
+    assert split[0, None] != split[1, None]  # these seeds split the five sequences differently, so the check above can fail
+    w = {k: load_checkpoint(d / "last.pt")["models"]["forecaster"] for k, d in runs.items()}
+    assert not all(torch.equal(w[0, None][n], w[1, 0][n]) for n in w[0, None])
+    assert json.loads((runs[1, 0] / "config.json").read_text())["run"]["split_seed"] == 0
+
+
 def test_sampling_schedule():
     assert sampling_probability(0, 11, 1.0, 0.0) == 1.0
     assert sampling_probability(5, 11, 1.0, 0.0) == pytest.approx(0.5)
@@ -95,7 +109,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     common = ["--data", str(data), "--context", "3", "--horizon", "2", "--stride", "2", "--hidden", "6,6", "--kernel", "3",
               "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
-              "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--device", "cpu", "--amp", "no",
+              "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--split-seed", "4", "--device", "cpu", "--amp", "no",
               "--save-every", "1", "--skip-nonfinite", "--num-workers", "0"]
     main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05",
           "--reader-warmup", "1", "--latent-cap", "1.5", "--freeze-reader", "--separate-reader",
@@ -110,6 +124,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert (train["model"]["refine_steps"], train["model"]["refine_lr"], train["model"]["refine_decay"]) == (2, 0.05, 0.5)
     assert (train["sampling_start"], train["sampling_end"], train["stride"], train["weight_decay"]) == (0.9, 0.1, 2, 1e-4)
     assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
+    assert json.loads((run_dir / "config.json").read_text())["run"]["split_seed"] == 4
     assert "000-gan_lstm" in capsys.readouterr().out
     # Resume continues the same run; flags that the checkpoint decides are refused.
     main(["train-encoder", "--resume", "last", "--out", str(out), "--max-steps", "3", "--device", "cpu"])
@@ -119,6 +134,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--reader-warmup", "5") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--latent-cap", "1") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--refine-steps", "5") == 2
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--split-seed", "0") == 2
     try:
         main(["train-baseline", "--model", "convlstm", "--deterministic", "--scaling", "fixed", "--channels", "1", *common])
         assert torch.are_deterministic_algorithms_enabled()

@@ -161,7 +161,7 @@ def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     runs = tmp_path / "runs"
     common = ["--data", str(data_dir), "--size", "16", "--nz", "32", "--latent-grid", "4", "--ngf", "4", "--ndf", "4",
               "--batch-size", "4", "--out", str(runs), "--device", "cpu", "--val-fraction", "0.2", "--test-fraction", "0.2"]
-    code = _cli("train-gan", *common, "--max-steps", "2", "--seed", "1", "--channels", "1", "--interval", "2",
+    code = _cli("train-gan", *common, "--max-steps", "2", "--seed", "1", "--split-seed", "5", "--channels", "1", "--interval", "2",
                 "--scaling", "minmax", "--amp", "bf16", "--loss", "hinge", "--r1", "1", "--diffaug", "translation",
                 "--ema", "0.5", "--lr-g", "1e-3", "--lr-d", "1e-3", "--save-every", "1", "--skip-nonfinite",
                 "--deterministic", "--num-workers", "0", "--spectral-norm")
@@ -172,10 +172,12 @@ def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     assert saved["train"]["loss"] == "hinge" and saved["train"]["model"]["spectral_norm"] is True
     assert saved["train"]["model"]["latent_grid"] == 4 and load_generator(run_dir / "last.pt").net[0].in_channels == 2
     assert saved["train"]["data"]["interval"] == 2 and saved["run"]["deterministic"] is True
+    assert saved["run"]["split_seed"] == 5 and saved["run"]["seed"] == 1
     assert load_checkpoint(run_dir / "last.pt")["step"] == 2
 
     # --resume reads the settings from the checkpoint, so changing them is refused.
     assert _cli("train-gan", "--resume", "last", "--out", str(runs), "--loss", "ns") == 2
+    assert _cli("train-gan", "--resume", "last", "--out", str(runs), "--split-seed", "1") == 2
     assert "cannot change on --resume" in capsys.readouterr().err
     assert _cli("train-gan", "--resume", str(run_dir), "--max-steps", "3", "--device", "cpu") == 0
     assert load_checkpoint(run_dir / "last.pt")["step"] == 3

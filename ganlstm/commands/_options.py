@@ -38,6 +38,8 @@ def run_options(kind: str) -> Callable:
         click.option("--out", default=_R.out, show_default=True, type=click.Path(path_type=Path), help=f"Runs go to OUT/<n>-{kind}/."),
         click.option("--resume", help=f"Continue a run: its last.pt, its directory, or 'last' (the newest {kind} run under --out)."),
         click.option("--seed", default=_R.seed, show_default=True, type=int),
+        click.option("--split-seed", type=int, help="Seed of the train/val/test split by sequence (default: --seed). Fix it and vary --seed "
+                     "to measure run-to-run spread on the same validation sequences."),
         click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU)."),
         click.option("--save-every", default=_R.save_every, show_default=True, type=click.IntRange(0), help="Also write last.pt every N steps (0 = once per epoch)."),
@@ -61,6 +63,7 @@ def run_config(o: dict) -> RunConfig:
     if o["epochs"] and o["max_steps"]:
         raise GanlstmError("pass either --epochs or --max-steps, not both.")
     return RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
+                     split_seed=o["split_seed"],
                      device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
                      skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
 

@@ -20,7 +20,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
                     "refine_steps", "refine_lr", "refine_decay",
                     "channels", "scaling", "alpha", "bright_weight", "early_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
-                    "weight_decay", "val_fraction", "test_fraction", "seed", "batch_size")
+                    "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size")
 
 
 def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:

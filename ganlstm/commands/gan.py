@@ -18,7 +18,7 @@ _G, _T, _R, _F = GanConfig(), GanTrainConfig(), RunConfig(), FrameOptions()
 
 # Options that define the model or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "size", "channels", "nz", "latent_grid", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
-                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "batch_size")
+                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size")
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -38,6 +38,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--out", default=_R.out, show_default=True, type=click.Path(path_type=Path), help="Runs go to OUT/<n>-gan/.")
 @click.option("--resume", help="Continue a run: its last.pt, its directory, or 'last' (the newest gan run under --out).")
 @click.option("--seed", default=_R.seed, show_default=True, type=int)
+@click.option("--split-seed", type=int, help="Seed of the train/val/test split by sequence (default: --seed); stage two must use the same.")
 @click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
 @click.option("--nz", default=_G.nz, show_default=True, type=click.IntRange(1), help="Latent size.")
@@ -84,7 +85,7 @@ def train_gan(ctx: click.Context, **o) -> None:
                          ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],
                          test_fraction=o["test_fraction"])
     run = RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
-                    device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
+                    split_seed=o["split_seed"], device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
                     skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
     run_dir = run_training(cfg, run, resume=o["resume"])
     click.echo(f"run: {run_dir}  (decoder: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; samples in {run_dir / 'samples'})")

@@ -336,11 +336,11 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
         ckpt_path = resolve_resume(resume, run.out, cfg.model.model)
         ckpt = load_checkpoint(ckpt_path, kind="forecaster")
         cfg, saved = saved_configs(ckpt)  # already resolved when the run started
-        run = dataclasses.replace(run, seed=saved.seed, batch_size=saved.batch_size)
+        run = dataclasses.replace(run, seed=saved.seed, split_seed=saved.split_seed, batch_size=saved.batch_size)
         gan_ckpt = None  # the generator's weights are in the checkpoint
     else:
         cfg, gan_ckpt = resolve_config(cfg)
-    cfg, data = load_data(cfg, run.seed)  # before any directory is created: bad data leaves nothing behind
+    cfg, data = load_data(cfg, run.resolved_split_seed)  # before any directory is created: bad data leaves nothing behind
     talk = run.progress and dist_.is_main
     _say(f"sequences: {len(data.split['train'])} train, {len(data.split['val'])} val ({', '.join(data.split['val']) or '-'}), "
          f"{len(data.split['test'])} test ({', '.join(data.split['test']) or '-'}); {len(data.train)} training windows", talk)

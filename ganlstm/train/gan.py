@@ -247,8 +247,8 @@ def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None) ->
         # Architecture and training options come from the checkpoint; so do the seed and batch size,
         # because the data order is a function of (seed, epoch, batch size). Budget and device come from `run`.
         cfg, saved = saved_configs(ckpt)
-        run = dataclasses.replace(run, seed=saved.seed, batch_size=saved.batch_size)
-    data = load_gan_data(cfg, run.seed)  # before any directory is created: bad data leaves nothing behind
+        run = dataclasses.replace(run, seed=saved.seed, split_seed=saved.split_seed, batch_size=saved.batch_size)
+    data = load_gan_data(cfg, run.resolved_split_seed)  # before any directory is created: bad data leaves nothing behind
     if not data.val:
         warnings.warn("no validation sequences (too few sequences or val_fraction=0): no projection score and no best.pt", stacklevel=2)
     seed_everything(run.seed)
@@ -301,7 +301,7 @@ def evaluate_gan(checkpoint: str | Path, data_path: str | Path | None = None, *,
     data_path = data_path or cfg.data_path
     sequences = read_collection(data_path, frame_options(cfg))
     if split != "all":
-        chosen = [sequences[i] for i in split_sequences(sequences, cfg, run.seed)[split]]
+        chosen = [sequences[i] for i in split_sequences(sequences, cfg, run.resolved_split_seed)[split]]
         if not chosen:
             raise GanlstmError(f"{data_path}: the {split} split is empty ({len(sequences)} sequences); use --split all or another split.")
         sequences = chosen
