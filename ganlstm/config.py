@@ -178,12 +178,17 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: str = "no"  # no | bf16 | fp16 (GPU only; off on CPU)
     num_workers: int = 0
+    threads: int | None = None  # torch CPU threads while training (None: torch's choice); restored afterwards
     log_every: int = 10  # steps between log.csv rows
     save_every: int = 0  # steps between last.pt writes (0 = every epoch only)
     skip_nonfinite: bool = False  # drop a batch with a NaN/Inf loss instead of stopping
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     compile: bool = False  # torch.compile the training step's models
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise GanlstmError(f"threads={self.threads} is invalid; pass a positive number of CPU threads, or leave it unset for torch's choice.")
 
     @property
     def resolved_split_seed(self) -> int:

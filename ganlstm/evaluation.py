@@ -608,7 +608,7 @@ def run_benchmark(
     small or busy CPU one thread is several times faster for these small models. Returns
     {task name: Evaluation}.
     """
-    from .train.common import configure_cpu
+    from .train.common import configure_cpu, torch_threads
 
     out = Path(out)
     unknown = [m for m in models if m not in LEARNED_MODELS]
@@ -621,15 +621,8 @@ def run_benchmark(
     dev = resolve_device(device)
     if dev.type == "cpu":
         configure_cpu()  # flush denormals: recurrent nets on CPU otherwise slow down ~3x
-    if threads is not None and threads < 1:
-        raise GanlstmError(f"threads={threads} is invalid; pass a positive number of CPU threads.")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _run_benchmark(spec, out, mnist_path, checkpoints or {}, models, dev, progress)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run_benchmark(spec: BenchmarkSpec, out: Path, mnist_path: str | Path | None, checkpoints: Mapping[str, str | Path],

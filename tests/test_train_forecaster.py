@@ -90,6 +90,21 @@ def test_split_seed_fixes_the_split_while_seed_varies_the_weights(tmp_path, inpu
     assert json.loads((runs[1, 0] / "config.json").read_text())["run"]["split_seed"] == 0
 
 
+def test_threads_are_set_for_training_and_restored():
+    from ganlstm.config import RunConfig
+    from ganlstm.train.common import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("a failed run restores them too")
+    assert torch.get_num_threads() == before
+    with pytest.raises(GanlstmError, match="threads=0 is invalid"):
+        RunConfig(threads=0)
+
+
 def test_sampling_schedule():
     assert sampling_probability(0, 11, 1.0, 0.0) == 1.0
     assert sampling_probability(5, 11, 1.0, 0.0) == pytest.approx(0.5)
@@ -110,7 +125,8 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
               "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
               "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--split-seed", "4", "--device", "cpu", "--amp", "no",
-              "--save-every", "1", "--skip-nonfinite", "--num-workers", "0"]
+              "--save-every", "1", "--skip-nonfinite", "--num-workers", "0", "--threads", "1"]
+    threads = torch.get_num_threads()
     main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05",
           "--reader-warmup", "1", "--latent-cap", "1.5", "--freeze-reader", "--separate-reader",
           "--refine-steps", "2", "--refine-lr", "0.05", "--refine-decay", "0.5", *common])
@@ -125,6 +141,8 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert (train["sampling_start"], train["sampling_end"], train["stride"], train["weight_decay"]) == (0.9, 0.1, 2, 1e-4)
     assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
     assert json.loads((run_dir / "config.json").read_text())["run"]["split_seed"] == 4
+    assert json.loads((run_dir / "config.json").read_text())["run"]["threads"] == 1
+    assert torch.get_num_threads() == threads  # restored after training
     assert "000-gan_lstm" in capsys.readouterr().out
     # Resume continues the same run; flags that the checkpoint decides are refused.
     main(["train-encoder", "--resume", "last", "--out", str(out), "--max-steps", "3", "--device", "cpu"])

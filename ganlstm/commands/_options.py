@@ -46,6 +46,7 @@ def run_options(kind: str) -> Callable:
         click.option("--skip-nonfinite", is_flag=True, help="Skip a batch whose loss is NaN/Inf instead of stopping."),
         click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True)."),
         click.option("--num-workers", default=_R.num_workers, show_default=True, type=click.IntRange(0), help="DataLoader worker processes."),
+        click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 1 is fastest on a busy 2-core machine)."),
     ])
 
 
@@ -65,7 +66,7 @@ def run_config(o: dict) -> RunConfig:
     return RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
                      split_seed=o["split_seed"],
                      device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
-                     skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
+                     threads=o["threads"], skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
 
 
 def refuse_on_resume(ctx: click.Context, names: Iterable[str]) -> None:

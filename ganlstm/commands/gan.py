@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
-from ..config import FrameOptions, GanConfig, GanTrainConfig, RunConfig
+from ..config import FrameOptions, GanConfig, GanTrainConfig
 from ..errors import GanlstmError
+from ._options import refuse_on_resume, run_config, run_options
 
-_G, _T, _R, _F = GanConfig(), GanTrainConfig(), RunConfig(), FrameOptions()
+_G, _T, _F = GanConfig(), GanTrainConfig(), FrameOptions()
 
 # Options that define the model or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "size", "channels", "nz", "latent_grid", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
@@ -32,15 +33,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--channels", default=str(_G.channels), show_default=True, type=click.Choice(["1", "3"]), help="1 grayscale, 3 RGB.")
 @click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence.")
 @click.option("--scaling", default=_F.scaling, show_default=True, type=click.Choice(["minmax", "fixed", "asinh", "log", "none"]), help="How raw pixel values map to [0, 1].")
-@click.option("--epochs", type=click.IntRange(1), help="Train this many epochs in total (default 10 if --max-steps is not given).")
-@click.option("--max-steps", type=click.IntRange(1), help="Train this many steps in total instead.")
-@click.option("--batch-size", default=_R.batch_size, show_default=True, type=click.IntRange(1))
-@click.option("--out", default=_R.out, show_default=True, type=click.Path(path_type=Path), help="Runs go to OUT/<n>-gan/.")
-@click.option("--resume", help="Continue a run: its last.pt, its directory, or 'last' (the newest gan run under --out).")
-@click.option("--seed", default=_R.seed, show_default=True, type=int)
-@click.option("--split-seed", type=int, help="Seed of the train/val/test split by sequence (default: --seed); stage two must use the same.")
-@click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
+@run_options("gan")
 @click.option("--nz", default=_G.nz, show_default=True, type=click.IntRange(1), help="Latent size.")
 @click.option("--latent-grid", default=str(_G.latent_grid), show_default=True, type=click.Choice(["1", "4"]),
               help="1: z is DCGAN's (nz, 1, 1) vector; 4: z is a (nz/16, 4, 4) spatial grid (nz a multiple of 16).")
@@ -56,10 +49,6 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--lr-d", default=_T.lr_d, show_default=True, type=float)
 @click.option("--val-fraction", default=_T.val_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out to score epochs (picks best.pt).")
 @click.option("--test-fraction", default=_T.test_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences never used (stage two's test split for the same data and seed).")
-@click.option("--save-every", default=_R.save_every, show_default=True, type=click.IntRange(0), help="Also write last.pt every N steps (0 = once per epoch).")
-@click.option("--num-workers", default=_R.num_workers, show_default=True, type=click.IntRange(0))
-@click.option("--skip-nonfinite", is_flag=True, help="Skip a batch whose loss is NaN/Inf instead of stopping.")
-@click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True).")
 @click.pass_context
 def train_gan(ctx: click.Context, **o) -> None:
     """Stage one: train the DCGAN prior on single frames.
@@ -69,13 +58,9 @@ def train_gan(ctx: click.Context, **o) -> None:
     """
     from ..train.gan import train_gan as run_training
 
-    if o["epochs"] and o["max_steps"]:
-        raise GanlstmError("pass either --epochs or --max-steps, not both.")
+    run = run_config(o)
     if o["resume"]:
-        given = [n for n in _FROM_CHECKPOINT if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
-        if given:
-            flags = ", ".join("--" + n.replace("_", "-") for n in given)
-            raise GanlstmError(f"{flags} cannot change on --resume (the run's settings come from its checkpoint); drop them, or start a new run.")
+        refuse_on_resume(ctx, _FROM_CHECKPOINT)
     elif not o["data"]:
         raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
     model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"], latent_grid=int(o["latent_grid"]),
@@ -84,9 +69,6 @@ def train_gan(ctx: click.Context, **o) -> None:
     cfg = GanTrainConfig(model=model, data=data, data_path=str(o["data"] or ""), loss=o["loss"], r1=o["r1"], diffaug=o["diffaug"],
                          ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],
                          test_fraction=o["test_fraction"])
-    run = RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
-                    split_seed=o["split_seed"], device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
-                    skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
     run_dir = run_training(cfg, run, resume=o["resume"])
     click.echo(f"run: {run_dir}  (decoder: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; samples in {run_dir / 'samples'})")
 

@@ -79,6 +79,25 @@ def configure_cpu() -> None:
     torch.set_flush_denormal(True)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` inside the block (None: unchanged), and restored after it.
+
+    On a shared or small machine fewer threads are often faster: OpenMP threads spin-wait when
+    another job holds a core (docs/benchmarks.md measured 5-30x slower steps with 2 threads
+    beside other jobs on 2 cores).
+    """
+    if n is not None and n < 1:
+        raise GanlstmError(f"threads={n} is invalid; pass a positive number of CPU threads.")
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def enable_determinism() -> None:
     """``--deterministic``: ``torch.use_deterministic_algorithms(True)``, and a fixed cuBLAS workspace.
 
@@ -399,7 +418,13 @@ def fit(
 
     Writes (rank 0) ``log.csv``, ``metrics.csv``, ``last.pt`` (every epoch, every
     ``save_every`` steps, at the end and on Ctrl-C) and ``best.pt`` (lowest ``score``).
+    Runs on ``run.threads`` CPU threads when set.
     """
+    with torch_threads(run.threads):
+        return _fit(task, dataset, run, dist_=dist_, run_dir=run_dir, state=state, collate=collate)
+
+
+def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_dir: Path, state: FitState, collate: Any) -> FitState:
     if len(dataset) < run.batch_size * dist_.world_size:
         raise GanlstmError(
             f"the training set has {len(dataset)} samples, fewer than one batch of {run.batch_size}"
