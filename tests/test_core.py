@@ -119,9 +119,9 @@ class _ToyTask:
 _DATA = torch.utils.data.TensorDataset(torch.randn(40, 4, generator=torch.Generator().manual_seed(1)))
 
 
-def _train(out: Path, steps: int, resume: str | None = None, task: _ToyTask | None = None, **run_kw):
+def _train(out: Path, steps: int, resume: str | None = None, task: _ToyTask | None = None, make: type = _ToyTask, **run_kw):
     seed_everything(0)
-    task = task or _ToyTask()
+    task = task or make()
     run = RunConfig(out=str(out), max_steps=steps, batch_size=8, progress=False, log_every=1, **run_kw)
     run_dir, ckpt = start_run(task.name, task.kind, run, resume, task.config)
     state = restore(task, ckpt) if ckpt else FitState()
@@ -137,6 +137,36 @@ def test_resume_equals_uninterrupted(tmp_path):
     steps = [int(line.split(",")[0]) for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 14)), "log steps must be continuous across a resume"
     assert {"config.json", "log.csv", "metrics.csv", "last.pt", "best.pt"} <= {p.name for p in run_dir.iterdir()}
+
+
+class _ScaledToyTask(_ToyTask):
+    """The toy task stepped through a loss scaler whose scale grows every 2 steps (fp16's GradScaler, on CPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scalers = {"opt": torch.amp.GradScaler("cpu", init_scale=4.0, growth_interval=2)}
+
+    def train_step(self, batch, step):
+        (x,) = batch
+        loss = (self.net(x) + torch.randn(len(x), 1)).pow(2).mean()
+        scaler, opt = self.scalers["opt"], self.optimizers["opt"]
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return {"loss": loss.detach()}
+
+
+def test_resume_restores_the_loss_scale(tmp_path):
+    one, _ = _train(tmp_path / "a", 13, make=_ScaledToyTask)
+    _train(tmp_path / "b", 7, make=_ScaledToyTask)
+    saved = load_checkpoint(next((tmp_path / "b").glob("*-toy")) / "last.pt")["extra"]["grad_scalers"]["opt"]
+    assert saved["scale"] == 4.0 * 2 ** 3  # grown after steps 2, 4 and 6
+    two, _ = _train(tmp_path / "b", 13, resume="last", make=_ScaledToyTask)
+    assert two.scalers["opt"].get_scale() == one.scalers["opt"].get_scale() == 4.0 * 2 ** 6
+    assert torch.equal(one.net.weight, two.net.weight)
+    _train(tmp_path / "c", 2)  # no scalers (fp32, bf16, CPU): nothing extra is saved
+    assert "grad_scalers" not in load_checkpoint(next((tmp_path / "c").glob("*-toy")) / "last.pt")["extra"]
 
 
 def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path):

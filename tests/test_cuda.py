@@ -12,7 +12,7 @@ import torch
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
 from ganlstm.models.base import build_forecaster, to_model_range
 from ganlstm.rollout import predict, rollout_outputs
-from ganlstm.train.common import Dist
+from ganlstm.train.common import Dist, scaler_states
 from ganlstm.train.forecaster import ForecastTask
 from ganlstm.train.gan import GanTask
 
@@ -83,3 +83,6 @@ def test_training_steps_under_autocast_are_finite(tmp_path, amp):
     task = ForecastTask(cfg, run, build_forecaster(cfg.model), torch.device("cuda"), Dist(), [], total=10, steps_per_epoch=5)
     losses = task.train_step((torch.rand(4, 3, 1, 32, 32), torch.rand(4, 3, 1, 32, 32)), 0)
     assert all(torch.isfinite(v).all() for v in losses.values())
+    # fp16 scales the loss, and last.pt keeps each scale so a resume continues it; bf16 needs none.
+    assert set(scaler_states(gan).get("grad_scalers", {})) == ({"G", "D"} if amp == "fp16" else set())
+    assert set(scaler_states(task).get("grad_scalers", {})) == ({"forecaster"} if amp == "fp16" else set())

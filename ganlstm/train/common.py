@@ -342,6 +342,7 @@ class TrainTask(Protocol):
     config: dict  # the full resolved config, written to config.json and every checkpoint
     models: dict[str, nn.Module]  # everything saved/restored (unwrapped automatically)
     optimizers: dict[str, torch.optim.Optimizer]
+    scalers: dict[str, torch.amp.GradScaler]  # fp16 loss scales, saved/restored with the optimisers (empty when disabled)
 
     def train_step(self, batch: Any, step: int) -> dict[str, Tensor]:
         """One optimisation step on ``batch``; returns detached scalar losses for logging."""
@@ -452,7 +453,7 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
                 run_dir / name, kind=task.kind, config=task.config, models=task.models, optimizers=task.optimizers,
                 step=state.step, epoch=state.epoch, rng=rng_state(),
                 extra={"batch_in_epoch": state.batch_in_epoch, "best_score": state.best_score, **state.extra,
-                       **({"rank_rng": rank_rng} if rank_rng is not None else {})},
+                       **({"rank_rng": rank_rng} if rank_rng is not None else {}), **scaler_states(task)},
             )
 
     def save_last() -> None:
@@ -558,8 +559,18 @@ def start_run(task_name: str, kind: str, run: RunConfig, resume: str | None, con
     return run_dir, None
 
 
+def scaler_states(task: TrainTask) -> dict:
+    """``{"grad_scalers": {name: state}}`` for the task's enabled fp16 loss scalers, else ``{}``.
+
+    Without it a resumed fp16 run would restart from the initial scale (65536) and skip steps
+    while it backs off again, so it would no longer match an uninterrupted run.
+    """
+    states = {k: s.state_dict() for k, s in getattr(task, "scalers", {}).items() if s.is_enabled()}
+    return {"grad_scalers": states} if states else {}
+
+
 def restore(task: TrainTask, ckpt: dict) -> FitState:
-    """Load weights, optimisers, RNG and counters from a checkpoint into ``task``."""
+    """Load weights, optimisers, fp16 loss scales, RNG and counters from a checkpoint into ``task``."""
     path = ckpt.get("path", "checkpoint")
     for name, module in task.models.items():
         if name not in ckpt["models"]:
@@ -571,6 +582,10 @@ def restore(task: TrainTask, ckpt: dict) -> FitState:
     if ckpt.get("rng"):
         set_rng_state(ckpt["rng"])
     extra = dict(ckpt.get("extra", {}))
+    for name, sd in extra.pop("grad_scalers", {}).items():
+        scaler = getattr(task, "scalers", {}).get(name)
+        if scaler is not None and scaler.is_enabled():  # a run resumed without fp16 has nothing to restore into
+            scaler.load_state_dict(sd)
     return FitState(
         step=ckpt["step"], epoch=ckpt["epoch"], batch_in_epoch=int(extra.pop("batch_in_epoch", 0)),
         best_score=float(extra.pop("best_score", math.inf)), extra=extra,

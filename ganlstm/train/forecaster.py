@@ -218,7 +218,7 @@ class ForecastTask:
         self.optimizers = {"forecaster": torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)}
         self.params = params
         self.frozen_after_warmup = self.model.reader_parameters() if cfg.freeze_reader else []
-        self.scaler = make_grad_scaler(device, run.amp)
+        self.scalers = {"forecaster": make_grad_scaler(device, run.amp)}
         self.models = {"forecaster": self.model}
         self.total, self.steps_per_epoch = total, steps_per_epoch
         self.val = spread_windows(val, cfg.context, cfg.horizon, VAL_WINDOWS) if val else None
@@ -239,14 +239,15 @@ class ForecastTask:
         check_finite(self.name, loss)
         opt = self.optimizers["forecaster"]
         opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(opt)
+        scaler = self.scalers["forecaster"]
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         if step >= warmup:
             for param in self.frozen_after_warmup:
                 param.grad = None  # after the (all-reduced) backward: every rank drops the same grads; AdamW then skips them
         nn.utils.clip_grad_norm_(self.params, GRAD_CLIP)
-        self.scaler.step(opt)
-        self.scaler.update()
+        scaler.step(opt)
+        scaler.update()
         return {**{k: v.detach().float() for k, v in losses.items()}, "sampling_p": torch.tensor(p)}
 
     def evaluate(self, epoch: int, step: int, run_dir: Path) -> dict[str, float]:
