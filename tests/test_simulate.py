@@ -112,6 +112,37 @@ def test_dataset_refuses_non_empty_out_without_overwrite(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["seq_0000", "simulation.json"]
 
 
+def test_interrupted_simulation_resumes_and_readers_never_see_half_a_sequence(tmp_path, monkeypatch):
+    from ganlstm.data.frames import read_collection
+
+    whole = sim.simulate_dataset(tmp_path / "whole", 3, 4, 16, seed=5, progress=False)
+    real = sim._simulate_one
+
+    def dies_at_third(job):
+        if job[1] == 2:
+            raise KeyboardInterrupt  # Ctrl-C while simulating sequence 2
+        return real(job)
+
+    out = tmp_path / "cut"
+    monkeypatch.setattr(sim, "_simulate_one", dies_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate_dataset(out, 3, 4, 16, seed=5, progress=False)
+    monkeypatch.undo()
+    (out / ".seq_0002").mkdir()  # as if killed while writing its frames
+    (out / ".seq_0002" / "frame_0000.png").write_bytes(b"half a png")
+    assert not (out / "simulation.json").exists()
+    assert [name for name, _ in read_collection(out)] == ["seq_0000", "seq_0001"]
+    with pytest.raises(GanlstmError, match="interrupted simulation with other settings: frames 4 \\(now 5\\)"):
+        sim.simulate_dataset(out, 3, 5, 16, seed=5, progress=False)
+    sim.simulate_dataset(out, 3, 4, 16, seed=5, progress=False)  # the same call again finishes the job
+    assert sorted(p.name for p in out.iterdir()) == ["seq_0000", "seq_0001", "seq_0002", "simulation.json"]
+    assert json.loads((out / "simulation.json").read_text()) == json.loads((whole / "simulation.json").read_text())
+    for (_, a), (_, b) in zip(read_collection(out), read_collection(whole), strict=True):
+        assert np.array_equal(a, b)
+    with pytest.raises(GanlstmError, match="--overwrite"):  # finished: no longer resumable
+        sim.simulate_dataset(out, 3, 4, 16, seed=5, progress=False)
+
+
 def test_cli_writes_frames_params_and_summary(tmp_path):
     out = tmp_path / "m"
     args = ["simulate", "--out", str(out), "--sequences", "2", "--frames", "3", "--size", "16", "--workers", "2"]

@@ -27,7 +27,7 @@ import json
 import math
 import multiprocessing
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -554,7 +554,7 @@ def simulate_arrays(
 
 
 def _simulate_many(
-    seed: int, indices: range, frames: int, size: int, workers: int, progress: bool
+    seed: int, indices: Sequence[int] | range, frames: int, size: int, workers: int, progress: bool
 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Yield (frames, params) in index order, from this process or a pool of ``workers``."""
     from tqdm.auto import tqdm
@@ -572,6 +572,9 @@ def _simulate_many(
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+PARTIAL = ".simulation.partial.json"  # written first, replaced by simulation.json when every sequence is done
+
+
 def simulate_dataset(
     out: Path,
     sequences: int,
@@ -585,33 +588,58 @@ def simulate_dataset(
     """Write ``out/seq_0000/frame_0000.png`` ... (8-bit grayscale), ``seq_*/params.json`` and ``simulation.json``.
 
     Refuses a non-empty ``out`` unless ``overwrite``; then earlier ``seq_*`` folders are
-    replaced so no stale sequence survives. Returns ``out``.
+    replaced so no stale sequence survives. Each sequence is written into a hidden folder and
+    renamed when complete, so readers never see half a sequence, and ``simulation.json``
+    appears only when all are done. An interrupted call resumes: the same call again keeps
+    the finished sequences and simulates the rest (sequence i depends only on (seed, i)).
+    Returns ``out``.
     """
     from PIL import Image
+
+    from ..checkpoint import atomic_write_bytes
 
     out = Path(out)
     _check_counts(sequences, frames, size)
     if out.exists() and not out.is_dir():
         raise GanlstmError(f"{out} exists and is not a directory; pass another --out.")
-    if out.is_dir() and any(out.iterdir()):
+    args = dict(sequences=sequences, frames=frames, size=size, seed=seed, generator="ganlstm.data.simulate")
+    if out.is_dir() and any(out.iterdir()) and not _resumable(out, args, overwrite):
         if not overwrite:
             raise GanlstmError(f"{out} is not empty; pass --overwrite to replace its sequences or choose another --out.")
-        for old in out.glob("seq_*"):
+        for old in [*out.glob("seq_*"), *out.glob(".seq_*")]:
             if old.is_dir():
                 shutil.rmtree(old)
+        for name in ("simulation.json", PARTIAL):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-
-    args = dict(
-        sequences=sequences, frames=frames, size=size, seed=seed,
-        generator="ganlstm.data.simulate", ganlstm_version=__version__,
-    )
-    (out / "simulation.json").write_text(json.dumps(args, indent=2) + "\n")
-    results = _simulate_many(seed, range(sequences), frames, size, workers, progress)
-    for i, (seq, params) in enumerate(results):
-        folder = out / f"seq_{i:04d}"
-        folder.mkdir()
+    for stale in out.glob(".seq_*"):  # a sequence cut off mid-write
+        shutil.rmtree(stale)
+    atomic_write_bytes(out / PARTIAL, (json.dumps(args, indent=2) + "\n").encode())
+    todo = [i for i in range(sequences) if not (out / f"seq_{i:04d}").is_dir()]
+    for i, (seq, params) in zip(todo, _simulate_many(seed, todo, frames, size, workers, progress)):
+        tmp, folder = out / f".seq_{i:04d}", out / f"seq_{i:04d}"
+        tmp.mkdir()
         pixels = np.round(seq[:, 0] * 255.0).astype(np.uint8)  # (T, S, S)
         for t, frame in enumerate(pixels):
-            Image.fromarray(frame).save(folder / f"frame_{t:04d}.png")
-        (folder / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+            Image.fromarray(frame).save(tmp / f"frame_{t:04d}.png")
+        (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+        tmp.rename(folder)
+    atomic_write_bytes(out / "simulation.json", (json.dumps({**args, "ganlstm_version": __version__}, indent=2) + "\n").encode())
+    (out / PARTIAL).unlink()
     return out
+
+
+def _resumable(out: Path, args: dict, overwrite: bool) -> bool:
+    """True if ``out`` holds an interrupted simulation with exactly ``args`` (and no ``overwrite``)."""
+    partial = out / PARTIAL
+    if overwrite or not partial.is_file() or (out / "simulation.json").exists():
+        return False
+    try:
+        saved = json.loads(partial.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if saved != args:
+        differ = ", ".join(f"{k} {saved.get(k)} (now {v})" for k, v in args.items() if saved.get(k) != v)
+        raise GanlstmError(f"{out} holds an interrupted simulation with other settings: {differ}; rerun it with those settings "
+                           f"to finish it, or pass --overwrite to start again.")
+    return True
