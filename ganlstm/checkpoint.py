@@ -31,6 +31,26 @@ FORMAT_VERSION = 1
 KINDS = ("gan", "forecaster")
 
 
+def shipped_checkpoint_dir() -> Path:
+    """Where the shipped pretrained checkpoints are.
+
+    In a source checkout or an editable install, the repository's ``checkpoints/``; after
+    ``pip install`` of a wheel (``pip install git+...``), ``<prefix>/share/ganlstm/checkpoints``,
+    where setup.cfg's ``data_files`` puts them (``<user base>/share/...`` for ``--user``).
+    Returns the repository path when neither holds them (callers then say how to restore them).
+    """
+    import site
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent / "checkpoints"
+    installed = [Path(base) / "share" / "ganlstm" / "checkpoints" for base in (sys.prefix, site.USER_BASE) if base]
+    return next((d for d in (repo, *installed) if (d / "gan_lstm.pt").is_file()), repo)
+
+
+#: The shipped checkpoints' folder (see :func:`shipped_checkpoint_dir`).
+SHIPPED_DIR = shipped_checkpoint_dir()
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
     """A temp file next to ``path`` (same filesystem, so ``os.replace`` is atomic), with the mode ``open()`` would give.
 

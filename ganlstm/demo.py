@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .checkpoint import SHIPPED_DIR
 from .errors import GanlstmError
 
 if TYPE_CHECKING:
     from .evaluation import Evaluation
 
-#: The repository's checkpoints/ folder (next to the package, as for ``ganlstm.predictor``).
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 #: Display name -> shipped checkpoint file, in the column order of the GIF.
-SHIPPED = {"gan_lstm": CHECKPOINT_DIR / "gan_lstm.pt", "convlstm": CHECKPOINT_DIR / "convlstm.pt"}
+SHIPPED = {"gan_lstm": SHIPPED_DIR / "gan_lstm.pt", "convlstm": SHIPPED_DIR / "convlstm.pt"}
 CONTEXT, HORIZON = 20, 30  # observed -> predicted frames: the long task of the merger benchmark
 #: Simulator seed of the demo mergers: training used seed 1 and the benchmark's test split seed 2.
 DEMO_SEED = 3
@@ -61,7 +60,7 @@ def shipped_checkpoints(paths: dict[str, Path] | None = None) -> dict[str, Path]
     for name, path in paths.items():
         if not Path(path).is_file():
             raise GanlstmError(f"the shipped {name} checkpoint {path} is missing; restore it with `git checkout -- checkpoints/` "
-                               f"or rebuild it with benchmarks/train_shipped.sh.")
+                               f"(or reinstall ganlstm), or rebuild it with benchmarks/train_shipped.sh.")
     return paths
 
 

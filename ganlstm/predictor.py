@@ -26,14 +26,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checkpoint import SHIPPED_DIR
 from .config import FrameOptions
 from .errors import GanlstmError
 from .models.base import Forecaster, to_model_range, to_unit_range
 from .train.common import autocast
 from .train.forecaster import frame_options_of, load_forecaster, save_comparison_gif, saved_configs
 
-#: Where the shipped pretrained GAN-prior checkpoint lives (the repository's checkpoints/ folder).
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "gan_lstm.pt"
+#: The shipped pretrained GAN-prior checkpoint (the repository's checkpoints/, or its installed copy).
+DEFAULT_CHECKPOINT = SHIPPED_DIR / "gan_lstm.pt"
 
 FramesLike = Any  # np.ndarray | torch.Tensor | list[PIL.Image.Image] | str | Path
 

@@ -57,3 +57,34 @@ def test_shipped_model_beats_persistence_at_horizon_1(name, forecasts):
     mse_h1 = ((pred[:, 0] - truth[:, 0]) ** 2).mean()
     persistence_h1 = ((context[:, -1] - truth[:, 0]) ** 2).mean()
     assert mse_h1 < persistence_h1, f"{name}: horizon-1 MSE {mse_h1:.5f} is not below persistence's {persistence_h1:.5f}"
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_shipped_checkpoints(tmp_path):
+    """`pip install git+...` builds a wheel: the checkpoints must be in it, under share/ganlstm/checkpoints."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, cwd=tmp_path, capture_output=True)
+    (wheel,) = tmp_path.glob("ganlstm-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("gan_lstm.pt", "convlstm.pt", "MODEL_CARD.md"):
+        assert any(n.endswith(f".data/data/share/ganlstm/checkpoints/{name}") for n in names), name
+
+
+def test_an_installed_package_finds_the_installed_checkpoints(tmp_path, monkeypatch):
+    import sys
+
+    import ganlstm.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "__file__", str(tmp_path / "site-packages" / "ganlstm" / "checkpoint.py"))
+    assert checkpoint_module.shipped_checkpoint_dir() == tmp_path / "site-packages" / "checkpoints"  # nowhere: the source path, for the error
+    installed = tmp_path / "prefix" / "share" / "ganlstm" / "checkpoints"
+    installed.mkdir(parents=True)
+    (installed / "gan_lstm.pt").write_bytes(b"")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert checkpoint_module.shipped_checkpoint_dir() == installed
