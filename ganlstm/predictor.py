@@ -16,6 +16,7 @@ rolls out closed-loop through the shared engine (:mod:`ganlstm.rollout`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -240,6 +241,7 @@ def predict_to_directory(
     overwrite: bool = False,
     device: str = "auto",
     amp: str = "no",
+    limits: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
 
@@ -250,7 +252,8 @@ def predict_to_directory(
     MSE/MAE/PSNR/SSIM/sharpness. ``out`` defaults to ``<frames>_predicted`` beside the input.
     PNG frames are written as the rollout streams out (:data:`STREAM_CHUNK` at a time), so a
     long rollout's memory stays flat; the GIF shows at most :data:`GIF_MAX_FRAMES` predicted
-    frames, evenly spaced. Returns ``{"out", "frames", "gif", "metrics"}`` (``metrics`` None without truth).
+    frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``) replaces the checkpoint's
+    reading guards. Returns ``{"out", "frames", "gif", "metrics"}`` (``metrics`` None without truth).
     """
     from .checkpoint import atomic_write_bytes
     from .data.frames import write_frames
@@ -261,6 +264,8 @@ def predict_to_directory(
     out = Path(out) if out is not None else frames.parent / f"{frames.stem}_predicted"
     _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
     predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp)
+    if limits:
+        predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
     observed = predictor.read(frames)  # (T, C, H, W)
     future = None
     if truth is not None:

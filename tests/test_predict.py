@@ -144,3 +144,11 @@ def test_cli_predict_with_and_without_truth(setup, tmp_path, capsys):
     assert _cli("predict", "--frames", str(observed), "--steps", "9", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x"),
                 "--truth", str(future)) == 2
     assert "has 6 frames" in capsys.readouterr().err
+    # The reader's memory guards: the checkpoint's by default, --max-pixels / --max-frames to change them.
+    assert _cli("predict", "--frames", str(observed), "--steps", "1", "--checkpoint", str(ckpt), "--out", str(tmp_path / "y"),
+                "--max-pixels", "255") == 2
+    assert "256 pixels per frame, above max_pixels=255" in capsys.readouterr().err
+    assert _cli("predict", "--frames", str(observed), "--steps", "1", "--checkpoint", str(ckpt), "--out", str(tmp_path / "y"),
+                "--max-frames", "7") == 2
+    assert "more than max_frames=7 frames" in capsys.readouterr().err
+    main(["predict", "--frames", str(observed), "--steps", "1", "--checkpoint", str(ckpt), "--out", str(tmp_path / "y"), "--max-frames", "8"])

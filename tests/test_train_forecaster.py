@@ -125,7 +125,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
               "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
               "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--split-seed", "4", "--device", "cpu", "--amp", "no",
-              "--save-every", "1", "--skip-nonfinite", "--num-workers", "0", "--threads", "1"]
+              "--save-every", "1", "--skip-nonfinite", "--num-workers", "0", "--threads", "1", "--max-frames", "500", "--max-pixels", "4096"]
     threads = torch.get_num_threads()
     main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05",
           "--reader-warmup", "1", "--latent-cap", "1.5", "--freeze-reader", "--separate-reader",
@@ -142,6 +142,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
     assert json.loads((run_dir / "config.json").read_text())["run"]["split_seed"] == 4
     assert json.loads((run_dir / "config.json").read_text())["run"]["threads"] == 1
+    assert {k: train["data"][k] for k in ("max_frames", "max_pixels")} == {"max_frames": 500, "max_pixels": 4096}
     assert torch.get_num_threads() == threads  # restored after training
     assert "000-gan_lstm" in capsys.readouterr().out
     # Resume continues the same run; flags that the checkpoint decides are refused.
@@ -153,6 +154,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--latent-cap", "1") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--refine-steps", "5") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--split-seed", "0") == 2
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--max-pixels", "9") == 2
     try:
         main(["train-baseline", "--model", "convlstm", "--deterministic", "--scaling", "fixed", "--channels", "1", *common])
         assert torch.are_deterministic_algorithms_enabled()

@@ -164,7 +164,7 @@ def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     code = _cli("train-gan", *common, "--max-steps", "2", "--seed", "1", "--split-seed", "5", "--channels", "1", "--interval", "2",
                 "--scaling", "minmax", "--amp", "bf16", "--loss", "hinge", "--r1", "1", "--diffaug", "translation",
                 "--ema", "0.5", "--lr-g", "1e-3", "--lr-d", "1e-3", "--save-every", "1", "--skip-nonfinite",
-                "--deterministic", "--num-workers", "0", "--threads", "1", "--spectral-norm")
+                "--deterministic", "--num-workers", "0", "--threads", "1", "--max-frames", "99", "--spectral-norm")
     torch.use_deterministic_algorithms(False)
     assert code == 0, capsys.readouterr().err
     run_dir = runs / "000-gan"
@@ -173,6 +173,7 @@ def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     assert saved["train"]["model"]["latent_grid"] == 4 and load_generator(run_dir / "last.pt").net[0].in_channels == 2
     assert saved["train"]["data"]["interval"] == 2 and saved["run"]["deterministic"] is True
     assert saved["run"]["split_seed"] == 5 and saved["run"]["seed"] == 1 and saved["run"]["threads"] == 1
+    assert saved["train"]["data"]["max_frames"] == 99
     assert load_checkpoint(run_dir / "last.pt")["step"] == 2
 
     # --resume reads the settings from the checkpoint, so changing them is refused.

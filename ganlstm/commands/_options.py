@@ -50,13 +50,33 @@ def run_options(kind: str) -> Callable:
     ])
 
 
+def limit_options(default: bool = True) -> Callable:
+    """Decorator adding ``--max-frames`` and ``--max-pixels``, the reader's memory guards.
+
+    ``default=False`` leaves them None (commands that read with a checkpoint's recorded limits).
+    """
+    keep = "" if default else " (default: the checkpoint's)"
+    return _stack([
+        click.option("--max-frames", type=click.IntRange(1), default=_F.max_frames if default else None, show_default=default,
+                     help=f"Refuse a sequence longer than this (after --interval){keep}."),
+        click.option("--max-pixels", type=click.IntRange(1), default=_F.max_pixels if default else None, show_default=default,
+                     help=f"Refuse frames with more pixels than this, checked from headers before decoding{keep}."),
+    ])
+
+
 def data_options(size_help: str = "Resize frames to SIZE x SIZE (default: keep their size).") -> Callable:
-    """Decorator adding ``--data``, ``--size`` and ``--interval``."""
+    """Decorator adding ``--data``, ``--size``, ``--interval``, ``--max-frames`` and ``--max-pixels``."""
     return _stack([
         click.option("--data", type=click.Path(path_type=Path), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output)."),
         click.option("--size", type=click.IntRange(4), help=size_help),
         click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence."),
+        limit_options(),
     ])
+
+
+def frame_limits(o: dict) -> dict:
+    """The ``--max-frames``/``--max-pixels`` values that were given, as FrameOptions fields."""
+    return {k: o[k] for k in ("max_frames", "max_pixels") if o.get(k) is not None}
 
 
 def run_config(o: dict) -> RunConfig:

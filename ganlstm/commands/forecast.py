@@ -12,7 +12,7 @@ import click
 
 from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions
 from ..errors import GanlstmError
-from ._options import data_options, refuse_on_resume, run_config, run_options
+from ._options import data_options, frame_limits, limit_options, refuse_on_resume, run_config, run_options
 
 _M, _T = ForecasterConfig(), ForecastTrainConfig()
 
@@ -20,7 +20,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
                     "refine_steps", "refine_lr", "refine_decay",
                     "channels", "scaling", "alpha", "bright_weight", "early_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
-                    "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size")
+                    "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
 
 
 def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -65,7 +65,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
         refuse_on_resume(ctx, _FROM_CHECKPOINT)
     elif not o["data"]:
         raise GanlstmError(f"{ctx.info_name} needs --data DIR (or --resume to continue a run).")
-    data = FrameOptions(size=o["size"], interval=o["interval"], **{k: o[k] for k in ("channels", "scaling") if k in o})
+    data = FrameOptions(size=o["size"], interval=o["interval"], **{k: o[k] for k in ("channels", "scaling") if k in o}, **frame_limits(o))
     cfg = ForecastTrainConfig(
         model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
         stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], early_weight=o["early_weight"], latent_weight=latent, recon_weight=recon,
@@ -149,13 +149,14 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty directory (or the input's), replacing files of the same name.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
+@limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
-            device: str, amp: str) -> None:
+            device: str, amp: str, max_frames: int | None, max_pixels: int | None) -> None:
     """Predict the frames that follow a sequence."""
     from ..predictor import predict_to_directory
 
     result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
-                                  device=device, amp=amp)
+                                  device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)))
     click.echo(f"wrote {steps} predicted frames to {result['out']} (animation: {result['gif']})")
     if result["metrics"]:
         mean = result["metrics"]["mean"]

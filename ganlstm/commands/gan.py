@@ -13,13 +13,13 @@ import click
 
 from ..config import FrameOptions, GanConfig, GanTrainConfig
 from ..errors import GanlstmError
-from ._options import refuse_on_resume, run_config, run_options
+from ._options import frame_limits, limit_options, refuse_on_resume, run_config, run_options
 
 _G, _T, _F = GanConfig(), GanTrainConfig(), FrameOptions()
 
 # Options that define the model or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "size", "channels", "nz", "latent_grid", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
-                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size")
+                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -33,6 +33,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--channels", default=str(_G.channels), show_default=True, type=click.Choice(["1", "3"]), help="1 grayscale, 3 RGB.")
 @click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence.")
 @click.option("--scaling", default=_F.scaling, show_default=True, type=click.Choice(["minmax", "fixed", "asinh", "log", "none"]), help="How raw pixel values map to [0, 1].")
+@limit_options()
 @run_options("gan")
 @click.option("--nz", default=_G.nz, show_default=True, type=click.IntRange(1), help="Latent size.")
 @click.option("--latent-grid", default=str(_G.latent_grid), show_default=True, type=click.Choice(["1", "4"]),
@@ -65,7 +66,7 @@ def train_gan(ctx: click.Context, **o) -> None:
         raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
     model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"], latent_grid=int(o["latent_grid"]),
                       spectral_norm=o["spectral_norm"])
-    data = FrameOptions(size=model.image_size, channels=model.channels, interval=o["interval"], scaling=o["scaling"])
+    data = FrameOptions(size=model.image_size, channels=model.channels, interval=o["interval"], scaling=o["scaling"], **frame_limits(o))
     cfg = GanTrainConfig(model=model, data=data, data_path=str(o["data"] or ""), loss=o["loss"], r1=o["r1"], diffaug=o["diffaug"],
                          ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],
                          test_fraction=o["test_fraction"])
