@@ -292,3 +292,19 @@ def test_early_weight_counts_the_first_horizons_more():
     assert torch.equal(rollout_pixel_loss(pred, target, alpha=0.5), pixel_loss(pred, target, alpha=0.5))
     assert torch.allclose(rollout_pixel_loss(pred, target, alpha=0.5), rollout_pixel_loss(late, target, alpha=0.5))
     assert rollout_pixel_loss(pred, target, alpha=0.5, early_weight=3.0) > 2 * rollout_pixel_loss(late, target, alpha=0.5, early_weight=3.0)
+
+
+def test_gradient_difference_loss_prefers_edges_to_blur():
+    import torch.nn.functional as F
+
+    from ganlstm.losses import gradient_difference_loss, rollout_pixel_loss
+
+    target = torch.zeros(1, 3, 1, 16, 16)
+    target[..., 4:12, 4:12] = 1.0  # a bright square: all its gradient is on the edges
+    blurred = F.avg_pool2d(target.flatten(0, 1), 5, stride=1, padding=2, count_include_pad=False).view_as(target)
+    assert gradient_difference_loss(target, target) == 0
+    assert gradient_difference_loss(blurred, target) > 0
+    assert gradient_difference_loss(blurred, target) > gradient_difference_loss(target * 0.9, target)  # edges kept, contrast lost
+    pixel = rollout_pixel_loss(blurred, target, alpha=0.5)
+    assert torch.equal(rollout_pixel_loss(blurred, target, alpha=0.5, gdl_weight=0.0), pixel)
+    assert torch.allclose(rollout_pixel_loss(blurred, target, alpha=0.5, gdl_weight=2.0), pixel + 2 * gradient_difference_loss(blurred, target))

@@ -122,7 +122,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     data, gan = inputs
     out = tmp_path / "runs"
     common = ["--data", str(data), "--context", "3", "--horizon", "2", "--stride", "2", "--hidden", "6,6", "--kernel", "3",
-              "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
+              "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--gdl-weight", "0.25", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
               "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--split-seed", "4", "--device", "cpu", "--amp", "no",
               "--save-every", "1", "--skip-nonfinite", "--num-workers", "0", "--threads", "1", "--max-frames", "500", "--max-pixels", "4096"]
@@ -134,7 +134,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     train = json.loads((run_dir / "config.json").read_text())["train"]
     assert train["model"]["hidden"] == [6, 6] and train["model"]["feedback"] == "pixels"
     assert (train["recon_weight"], train["latent_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.05, 0.3, 1.0)
-    assert train["early_weight"] == 0.5
+    assert train["early_weight"] == 0.5 and train["gdl_weight"] == 0.25
     assert train["reader_warmup"] == 1 and train["model"]["latent_cap"] == 1.5 and train["freeze_reader"] is True
     assert train["model"]["separate_reader"] is True
     assert (train["model"]["refine_steps"], train["model"]["refine_lr"], train["model"]["refine_decay"]) == (2, 0.05, 0.5)
@@ -155,6 +155,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--refine-steps", "5") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--split-seed", "0") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--max-pixels", "9") == 2
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--gdl-weight", "1") == 2
     try:
         main(["train-baseline", "--model", "convlstm", "--deterministic", "--scaling", "fixed", "--channels", "1", *common])
         assert torch.are_deterministic_algorithms_enabled()

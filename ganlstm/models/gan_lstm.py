@@ -255,6 +255,7 @@ class GanLstm(Forecaster):
         latent_weight: float = 0.0,
         reader_only: bool = False,
         early_weight: float = 0.0,
+        gdl_weight: float = 0.0,
         **_: Any,
     ) -> dict[str, Tensor]:
         """Losses for windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W); ``loss`` is optimised.
@@ -269,7 +270,8 @@ class GanLstm(Forecaster):
 
         pred_z = rollout_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)  # (B, K, nz)
         pred = render_all(self, pred_z)  # (B, K, C, H, W) in [-1, 1]: one generator call
-        pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight)
+        pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight,
+                                   gdl_weight=gdl_weight)
         losses = {"pixel": pixel}
         total = pixel
 

@@ -232,7 +232,7 @@ class ForecastTask:
         p = sampling_probability(max(0, step - warmup), self.total - warmup, self.cfg.sampling_start, self.cfg.sampling_end)
         with autocast(self.device, self.run.amp):
             losses = self.loss(context, target, sampling_p=p, alpha=self.cfg.alpha, bright_weight=self.cfg.bright_weight,
-                               early_weight=self.cfg.early_weight,
+                               early_weight=self.cfg.early_weight, gdl_weight=self.cfg.gdl_weight,
                                recon_weight=self.cfg.recon_weight, latent_weight=self.cfg.latent_weight,
                                reader_only=step < warmup)
         loss = losses["loss"].float()
