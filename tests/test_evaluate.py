@@ -211,6 +211,12 @@ def test_benchmark_quick_end_to_end(tmp_path, capsys):
         assert all(len(v["mse"]) == k for v in res["per_horizon"].values())
         assert all((out / task / f).is_file() for f in ("metrics.png", "metrics.csv", "examples.png"))
     assert set(summary["train_seconds"]) == {"gan", "gan_lstm", "convlstm", "predrnn"}
+    # The GAN prior trains with the shipped recipe's reader warm-up (on top of the shared forecasting steps) and latent cap.
+    prior = json.loads((out / "runs" / "001-gan_lstm" / "config.json").read_text())
+    assert (prior["train"]["reader_warmup"], prior["train"]["model"]["latent_cap"], prior["run"]["max_steps"]) == (2, 1.0, 6)
+    assert prior["train"]["model"]["gan"]["latent_grid"] == 4
+    baseline = json.loads((out / "runs" / "002-convlstm" / "config.json").read_text())
+    assert (baseline["train"]["reader_warmup"], baseline["train"]["model"]["latent_cap"], baseline["run"]["max_steps"]) == (0, 0.0, 4)
     assert "k=30" in stdout and "| predrnn |" in (out / "tables.md").read_text()
     code, _, err = run_cli(["benchmark", "--quick", "--out", out], capsys)  # a second run refuses the non-empty directory
     assert code == 2 and "--overwrite" in err
