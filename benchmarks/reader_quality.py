@@ -3,10 +3,11 @@
 Every GAN-LSTM forecast starts from ``read(E(x))``, the encoder's latent for the last observed
 frame (with ``--refine-steps``, what inversion steps from it add is drawn on top; scored here
 too), so ``G(read(E(x)))`` against ``x`` bounds what the model can do one step ahead. This
-script scores that reading (SSIM as scikit-image computes it, MSE summed per frame) on frames
+script scores that reading (SSIM as scikit-image computes it, MSE summed per frame, sharpness) on frames
 spread evenly over a collection, next to the generator's optimised projection (the best any
 reader could do, :func:`ganlstm.projection.projection_quality`) and, for scale, persistence one
-step ahead on the same frames.
+step ahead on the same frames. ``generator_samples_sharpness`` compares the mean gradient of 512
+random samples G(z), z ~ N(0, I), with the frames': whether blur comes from G or from fitting it.
 
 Usage (the numbers in docs/benchmarks.md)::
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ganlstm.data.frames import read_collection
-from ganlstm.metrics import MetricAccumulator
+from ganlstm.metrics import MetricAccumulator, gradient_magnitude
 from ganlstm.models.base import to_model_range, to_unit_range
 from ganlstm.projection import projection_quality, refine
 from ganlstm.train.forecaster import frame_options_of, load_forecaster
@@ -39,7 +40,7 @@ def score(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     acc = MetricAccumulator()
     acc.update(pred[:, None], truth[:, None])  # one "horizon"
     mean = acc.summary()
-    return {"ssim": mean["ssim"], "mse": mean["mse"]}
+    return {"ssim": mean["ssim"], "mse": mean["mse"], "sharpness": mean["sharpness"]}
 
 
 def main() -> None:
@@ -64,12 +65,16 @@ def main() -> None:
     refine_steps = args.refine_steps if args.refine_steps is not None else model.refine_steps
     refined = to_unit_range(model.render(refine(model.generator, now, z, refine_steps, model.refine_lr))).clamp(0, 1)
     projection = projection_quality(model.generator, now.numpy(), steps=args.steps, restarts=args.restarts, seed=0)
+    with torch.no_grad():  # is G blurry by itself? Its random samples' gradient energy against the frames'
+        samples = to_unit_range(model.render(torch.randn(512, z.shape[1], generator=torch.Generator().manual_seed(0)))).clamp(0, 1)
+    sample_sharpness = float(gradient_magnitude(samples).mean() / gradient_magnitude(now).mean())
     result = {
         "frames": len(now),
         "reader": score(reading, now),
         f"reader_refined_{refine_steps}_steps": score(refined, now),
         "projection": {"ssim": projection["ssim"], "mse": projection["mse"]},
         "persistence_next_frame": score(now, nxt),
+        "generator_samples_sharpness": sample_sharpness,
     }
     print(json.dumps(result, indent=2))
 
