@@ -150,6 +150,7 @@ class ForecastTrainConfig:
     bright_weight: float = 0.0  # extra MSE weight on bright pixels (0 = uniform)
     early_weight: float = 0.0  # horizon k's pixel loss weighs 1 + early_weight / k (mean 1; 0 = uniform)
     gdl_weight: float = 0.0  # + this times the gradient difference loss (Mathieu et al. 2016) of the rollout (0 = off)
+    ema: float = 0.0  # decay of an average of the weights that validation, best.pt and inference use (0 = off)
     latent_weight: float = 0.0  # gan_lstm: loss against inverted latents of the true future
     recon_weight: float = 0.1  # gan_lstm: G(E(x_t)) ~ x_t on observed frames
     # gan_lstm: the first N steps train only the frame reader (encoder + read) to invert G on

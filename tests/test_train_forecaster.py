@@ -62,6 +62,23 @@ def test_resume_n_plus_m_equals_n_plus_m(tmp_path, inputs):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_weight_average_is_saved_resumed_and_loaded(tmp_path, inputs):
+    data, gan = inputs
+    cfg = train_config(data, gan, ema=0.9, sampling_start=0.5, sampling_end=0.5)  # a schedule that does not depend on the run length
+    straight = train_forecaster(cfg, run_config(tmp_path / "a", max_steps=4))
+    first = train_forecaster(cfg, run_config(tmp_path / "b", max_steps=2))
+    resumed = train_forecaster(cfg, run_config(tmp_path / "b", max_steps=4), resume=str(first))
+    a, b = (load_checkpoint(d / "last.pt")["models"] for d in (straight, resumed))
+    for key in a["forecaster_ema"]:
+        assert torch.equal(a["forecaster_ema"][key], b["forecaster_ema"][key]), key  # resume continues the average exactly
+    trained = [k for k in a["forecaster"] if not k.startswith("generator.")]
+    assert any(not torch.equal(a["forecaster"][k], a["forecaster_ema"][k]) for k in trained)
+    model, _ = load_forecaster(straight / "last.pt", device="cpu")  # prediction uses the average
+    assert all(torch.equal(v, a["forecaster_ema"][k]) for k, v in model.state_dict().items())
+    with pytest.raises(GanlstmError, match="--ema 1.0 must be in"):
+        train_forecaster(train_config(data, gan, ema=1.0), run_config(tmp_path / "c"))
+
+
 def test_baseline_trains_through_the_same_loop(tmp_path, inputs):
     data, _ = inputs
     cfg = train_config(data, "", model=ForecasterConfig(model="convlstm", hidden=(4,)))
@@ -122,7 +139,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     data, gan = inputs
     out = tmp_path / "runs"
     common = ["--data", str(data), "--context", "3", "--horizon", "2", "--stride", "2", "--hidden", "6,6", "--kernel", "3",
-              "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--gdl-weight", "0.25", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
+              "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--gdl-weight", "0.25", "--ema", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
               "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--split-seed", "4", "--device", "cpu", "--amp", "no",
               "--save-every", "1", "--skip-nonfinite", "--num-workers", "0", "--threads", "1", "--max-frames", "500", "--max-pixels", "4096"]
@@ -134,7 +151,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     train = json.loads((run_dir / "config.json").read_text())["train"]
     assert train["model"]["hidden"] == [6, 6] and train["model"]["feedback"] == "pixels"
     assert (train["recon_weight"], train["latent_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.05, 0.3, 1.0)
-    assert train["early_weight"] == 0.5 and train["gdl_weight"] == 0.25
+    assert train["early_weight"] == 0.5 and train["gdl_weight"] == 0.25 and train["ema"] == 0.5
     assert train["reader_warmup"] == 1 and train["model"]["latent_cap"] == 1.5 and train["freeze_reader"] is True
     assert train["model"]["separate_reader"] is True
     assert (train["model"]["refine_steps"], train["model"]["refine_lr"], train["model"]["refine_decay"]) == (2, 0.05, 0.5)
@@ -156,6 +173,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--split-seed", "0") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--max-pixels", "9") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--gdl-weight", "1") == 2
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--ema", "0.9") == 2
     try:
         main(["train-baseline", "--model", "convlstm", "--deterministic", "--scaling", "fixed", "--channels", "1", *common])
         assert torch.are_deterministic_algorithms_enabled()

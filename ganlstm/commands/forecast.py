@@ -19,7 +19,7 @@ _M, _T = ForecasterConfig(), ForecastTrainConfig()
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
                     "refine_steps", "refine_lr", "refine_decay",
-                    "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
+                    "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "ema", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
 
 
@@ -47,6 +47,9 @@ def forecast_options(f):
                      help="Horizon k's pixel loss weighs 1 + W/k (scaled to mean 1): the first frames count more (0 = uniform)."),
         click.option("--gdl-weight", default=_T.gdl_weight, show_default=True, type=click.FloatRange(0),
                      help="Add W times the gradient difference loss (Mathieu et al. 2016): predicted edges must match the truth's (0 = off)."),
+        click.option("--ema", default=_T.ema, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+                     help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); validation, best.pt "
+                          "and prediction use it (0 = off)."),
         click.option("--sampling-start", default=_T.sampling_start, show_default=True, type=click.FloatRange(0, 1), help="Scheduled sampling: P(feed the truth) at the first step ..."),
         click.option("--sampling-end", default=_T.sampling_end, show_default=True, type=click.FloatRange(0, 1), help="... decaying linearly to this at the last step."),
         click.option("--lr", default=_T.lr, show_default=True, type=click.FloatRange(0, min_open=True)),
@@ -70,7 +73,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
     data = FrameOptions(size=o["size"], interval=o["interval"], **{k: o[k] for k in ("channels", "scaling") if k in o}, **frame_limits(o))
     cfg = ForecastTrainConfig(
         model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
-        stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], early_weight=o["early_weight"], gdl_weight=o["gdl_weight"], latent_weight=latent, recon_weight=recon,
+        stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], early_weight=o["early_weight"], gdl_weight=o["gdl_weight"], ema=o["ema"], latent_weight=latent, recon_weight=recon,
         reader_warmup=warmup, freeze_reader=freeze_reader,
         sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"],

@@ -25,6 +25,7 @@ from it alone.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -43,8 +44,8 @@ from ..errors import GanlstmError
 from ..metrics import MetricAccumulator
 from ..models.base import Forecaster, build_forecaster
 from .common import (
-    Dist, FitState, autocast, check_finite, configure_cpu, enable_determinism, fit, make_grad_scaler, resolve_device,
-    resolve_resume, restore, seed_everything, start_run,
+    Dist, FitState, autocast, check_finite, configure_cpu, ema_decay, enable_determinism, fit, make_grad_scaler, resolve_device,
+    resolve_resume, restore, seed_everything, start_run, update_ema,
 )
 
 VAL_WINDOWS = 32  # validation windows rolled out after every epoch (evenly spread over the val sequences)
@@ -69,7 +70,8 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
     """A trained forecaster in eval mode on ``device``, and its checkpoint dict.
 
     ``path_or_ckpt`` is a checkpoint file, a run directory (its best.pt, else last.pt), or an
-    already loaded checkpoint. The architecture comes from the checkpoint's config; the
+    already loaded checkpoint. A run trained with ``--ema`` gives its averaged weights
+    (``models["forecaster_ema"]``). The architecture comes from the checkpoint's config; the
     reading options the model was trained with are ``ckpt["config"]["data"]`` (see
     :func:`frame_options_of`).
     """
@@ -84,7 +86,8 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
     model = build_forecaster(model_cfg)
     if "forecaster" not in ckpt.get("models", {}):
         raise GanlstmError(f"{path} holds no forecaster weights; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.")
-    load_state(model, ckpt["models"]["forecaster"], name="forecaster", path=path)
+    name = "forecaster_ema" if "forecaster_ema" in ckpt["models"] else "forecaster"
+    load_state(model, ckpt["models"][name], name=name, path=path)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     return model.to(dev).eval(), ckpt
 
@@ -220,6 +223,13 @@ class ForecastTask:
         self.frozen_after_warmup = self.model.reader_parameters() if cfg.freeze_reader else []
         self.scalers = {"forecaster": make_grad_scaler(device, run.amp)}
         self.models = {"forecaster": self.model}
+        if not 0.0 <= cfg.ema < 1.0:
+            raise GanlstmError(f"--ema {cfg.ema} must be in [0, 1) (0 keeps no average).")
+        # An exponential moving average of the weights (Polyak averaging): what validation scores,
+        # best.pt is chosen by, and load_forecaster returns.
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if cfg.ema > 0 else None
+        if self.ema is not None:
+            self.models["forecaster_ema"] = self.ema
         self.total, self.steps_per_epoch = total, steps_per_epoch
         self.val = spread_windows(val, cfg.context, cfg.horizon, VAL_WINDOWS) if val else None
         self.persistence = _persistence_metrics(*self.val) if self.val else {}
@@ -248,6 +258,8 @@ class ForecastTask:
         nn.utils.clip_grad_norm_(self.params, GRAD_CLIP)
         scaler.step(opt)
         scaler.update()
+        if self.ema is not None:
+            update_ema(self.ema, self.model, ema_decay(self.cfg.ema, step))
         return {**{k: v.detach().float() for k, v in losses.items()}, "sampling_p": torch.tensor(p)}
 
     def evaluate(self, epoch: int, step: int, run_dir: Path) -> dict[str, float]:
@@ -259,8 +271,9 @@ class ForecastTask:
         context, target = self.val
         acc = MetricAccumulator()
         first = None
+        model = self.model if self.ema is None else self.ema
         for i in range(0, len(context), self.run.batch_size):
-            pred = predict(self.model, context[i : i + self.run.batch_size], self.cfg.horizon, amp=self.run.amp)  # (b, K, C, H, W)
+            pred = predict(model, context[i : i + self.run.batch_size], self.cfg.horizon, amp=self.run.amp)  # (b, K, C, H, W)
             acc.update(pred, target[i : i + self.run.batch_size])
             first = pred[0] if first is None else first
         name = f"epoch_{epoch:04d}" + ("" if step % self.steps_per_epoch == 0 else f"_step_{step:07d}")

@@ -50,17 +50,14 @@ from ..models.dcgan import build_discriminator, build_generator, gan_config_from
 from ..projection import projection_quality
 from ..viz import save_grid
 from .common import (
-    Dist, FitState, autocast, check_finite, configure_cpu, enable_determinism, fit, make_grad_scaler, resolve_device,
-    resolve_resume, restore, seed_everything, start_run,
+    Dist, FitState, autocast, check_finite, configure_cpu, ema_decay, enable_determinism, fit, make_grad_scaler, resolve_device,
+    resolve_resume, restore, seed_everything, start_run, update_ema,
 )
 
 PROXY_FRAMES = 16  # validation frames inverted after every epoch
 PROXY_STEPS = 100
 PROXY_RESTARTS = 2
 GRID_SAMPLES = 64  # fixed-z samples drawn after every epoch (8 x 8 grid)
-# EMA warm-up: the decay used at step t is min(ema, (1 + t) / (10 + t)), so the average
-# does not drag the random initial weights through the first few thousand steps.
-EMA_WARMUP = 10
 
 
 @dataclass
@@ -106,15 +103,6 @@ def spread_frames(sequences: list[tuple[str, np.ndarray]], n: int) -> np.ndarray
     frames = np.concatenate([s for _, s in sequences])  # (sum T, C, H, W)
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
     return frames[idx]
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers (BatchNorm statistics) are copied."""
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p.detach(), 1.0 - decay)
-    for be, b in zip(ema.buffers(), model.buffers()):
-        be.copy_(b)
 
 
 class GanTask:
@@ -172,7 +160,7 @@ class GanTask:
             fake = self.G(z)  # (B, C, S, S); one G forward serves both steps
         out = self.d_step(real, fake.detach())
         out.update(self.g_step(fake))
-        update_ema(self.G_ema, self.G_raw, min(self.cfg.ema, (1 + step) / (EMA_WARMUP + step)))
+        update_ema(self.G_ema, self.G_raw, ema_decay(self.cfg.ema, step))
         return out
 
     def d_step(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
