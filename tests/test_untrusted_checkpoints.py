@@ -11,6 +11,7 @@ error naming what was expected and what was found.
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def test_every_cli_command_refuses_a_bomb_with_exit_2(runs, bombs, tmp_path, cap
         code, err = cli(args, capsys)
         assert code == 2, f"`ganlstm {name}` exited {code}: {err}"
         assert err.startswith("error: ") and "refused" in err and len(err.strip().splitlines()) == 1, f"{name}: {err}"
-        assert "it references io.open" in err, f"{name}: the error should name what the file tried to call: {err}"
+        assert re.search(r"it references _?io\.open", err), f"{name}: the error should name what the file tried to call: {err}"
         assert not bombs["marker"].exists(), f"`ganlstm {name}` ran code from the checkpoint"
         refused.append(name)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "pred").exists(), "a refused command left outputs behind"

@@ -181,15 +181,21 @@ class Dist:
             return torch.device("cuda", self.local_rank)
         return device
 
-    def prepare(self, module: nn.Module, device: torch.device) -> nn.Module:
-        """Move to device; under DDP wrap in DDP (converting BatchNorm to SyncBatchNorm on CUDA)."""
+    def prepare(self, module: nn.Module, device: torch.device, broadcast_buffers: bool = True) -> nn.Module:
+        """Move to device; under DDP wrap in DDP (converting BatchNorm to SyncBatchNorm on CUDA).
+
+        ``broadcast_buffers=False`` for a module that runs several forwards before one backward (the
+        discriminator: reals, then fakes): DDP's copy of rank 0's buffers at each forward writes into
+        BatchNorm running statistics that autograd saved for the backward (CPU BatchNorm in torch < 2.13
+        keeps them), which fails the backward on every rank but 0.
+        """
         module = module.to(device)
         if not self.enabled:
             return module
         if device.type == "cuda":  # SyncBatchNorm only runs on GPUs; CPU ranks keep per-rank statistics
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         ids = [device.index] if device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=broadcast_buffers)
 
     def barrier(self) -> None:
         if self.enabled:

@@ -127,7 +127,9 @@ class GanTask:
         self.G_ema.load_state_dict(g.state_dict())
         self.G = dist_.prepare(g, device)
         self.G_raw = self.G.module if isinstance(self.G, nn.parallel.DistributedDataParallel) else self.G  # for the EMA
-        self.D = dist_.prepare(build_discriminator(cfg.model), device)
+        # D runs twice before each backward (reals, fakes) and is never used in eval mode: its BatchNorm
+        # running statistics are never read, so each rank keeps its own (see Dist.prepare).
+        self.D = dist_.prepare(build_discriminator(cfg.model), device, broadcast_buffers=False)
         self.models = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
