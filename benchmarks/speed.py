@@ -28,6 +28,7 @@ The 1-minute load average is recorded before and after every section::
     python benchmarks/speed.py --quick                  # a small configuration (~30 s): a smoke test
     python benchmarks/speed.py --threads 1 --out speed.json
     python benchmarks/speed.py --compile --batches 8    # also torch.compile the step (benchmark-only)
+    python benchmarks/speed.py --device cuda --compile --compile-mode reduce-overhead  # ... with CUDA graphs
     python benchmarks/speed.py --device cuda --amp bf16 # on a GPU, under bf16 autocast
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import FlopCounterMode
 
 import ganlstm.rollout as engine
@@ -141,24 +143,47 @@ def forecaster(name: str, size: int, hidden: tuple[int, ...], device: torch.devi
     return build_forecaster(cfg).to(device).eval()
 
 
-def compiled(model):
-    """The model with its ``step`` compiled by ``torch.compile`` (the engine calls ``model.step``)."""
-    model.step = torch.compile(model.step, dynamic=False)
+def compiled(model, mode: str = "default"):
+    """The model with its ``step`` compiled by ``torch.compile`` (the engine calls ``model.step``).
+
+    ``mode="reduce-overhead"`` also captures the step in a CUDA graph (one launch per step instead of one
+    per kernel): the remedy when small models leave a GPU waiting on kernel launches.
+    """
+    step = torch.compile(model.step, dynamic=False, mode=mode)
+    if mode != "reduce-overhead":
+        model.step = step
+        return model
+
+    def graphed_step(*args, **kwargs):
+        # A CUDA graph reuses its output memory at the next replay, while the engine keeps each step's
+        # state for the next: mark every call as a new step and copy the outputs out of the graph's pool.
+        torch.compiler.cudagraph_mark_step_begin()
+        return tree_map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v, step(*args, **kwargs))
+
+    model.step = graphed_step
     return model
 
 
 # ---------------------------------------------------------------- sections
 
 
-def bench_rollout(spec: dict, device: torch.device, compile_step: bool, amp: str) -> list[dict]:
-    """Frames/s of ``predict`` for every model and batch, FLOP/s as a fraction of the peak, ratio to ConvLSTM."""
+COMPILED = ("gan_lstm/latent", "gan_lstm/pixels", REFERENCE_MODEL)
+
+
+def bench_rollout(spec: dict, device: torch.device, compile_mode: str | None, amp: str) -> list[dict]:
+    """Frames/s of ``predict`` for every model and batch, FLOP/s as a fraction of the peak, ratio to ConvLSTM.
+
+    With ``compile_mode``, also the models in COMPILED with a compiled step (``<model>+compile``), and each
+    one's largest absolute difference from its eager twin's frames (``max_abs_diff_vs_eager``).
+    """
     size, j, k = spec["size"], spec["context"], spec["horizon"]
-    names = list(MODELS) + ([f"{n}+compile" for n in ("gan_lstm/latent", REFERENCE_MODEL)] if compile_step else [])
+    names = list(MODELS) + ([f"{n}+compile" for n in COMPILED] if compile_mode else [])
     models = {}
     for name in names:
         base = name.removesuffix("+compile")
+        torch.manual_seed(0)  # a compiled model and its eager twin get the same weights
         m = forecaster(base, size, spec["hidden"], device)
-        models[name] = compiled(m) if name.endswith("+compile") else m
+        models[name] = compiled(m, compile_mode) if name.endswith("+compile") else m
     rows = []
     for batch in spec["batches"]:
         torch.manual_seed(1)
@@ -180,7 +205,11 @@ def bench_rollout(spec: dict, device: torch.device, compile_step: bool, amp: str
         ref_fps = batch * k / seconds[REFERENCE_MODEL]
         for name, s in seconds.items():
             achieved = per_sample[name] * batch / s
-            rows.append({
+            diff = {}
+            if name.endswith("+compile"):
+                eager = engine.predict(models[name.removesuffix("+compile")], x, k, amp=amp)
+                diff = {"max_abs_diff_vs_eager": float((engine.predict(models[name], x, k, amp=amp) - eager).abs().max())}
+            rows.append({**diff,
                 "device": device.type, "model": name, "batch": batch, "horizon": k, "context": j, "size": size,
                 "seconds": s, "frames_per_s": batch * k / s, "vs_convlstm": batch * k / s / ref_fps,
                 "gflop_per_sample": per_sample[name] / 1e9, "flop_per_s": achieved, **against(achieved, refs),
@@ -252,7 +281,8 @@ def markdown(result: dict) -> str:
              "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
     for r in result["rollout"]:
         fracs = f"{r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%}" if r["gflop_per_sample"] else "– | –"
-        lines.append(f"| {r['device']} | {r['model']} | {r['batch']} | {r['frames_per_s']:.1f} | {r['vs_convlstm']:.2f} | "
+        model = r["model"] + (f" (max diff {r['max_abs_diff_vs_eager']:.1e})" if "max_abs_diff_vs_eager" in r else "")
+        lines.append(f"| {r['device']} | {model} | {r['batch']} | {r['frames_per_s']:.1f} | {r['vs_convlstm']:.2f} | "
                      f"{r['gflop_per_sample']:.2f} | {r['flop_per_s'] / 1e9:.1f} | {fracs} |")
     lines += ["", "| device | decode of B×K latents | frames | frames/s | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|"]
     for r in result["decode"]:
@@ -292,6 +322,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="timed runs per case (median reported); default 3, 2 with --quick")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all = CPU, and CUDA when present")
     parser.add_argument("--compile", action="store_true", help="also roll out with torch.compile'd steps (gan_lstm, convlstm)")
+    parser.add_argument("--compile-mode", default="default", choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                        help="torch.compile mode of --compile (reduce-overhead: CUDA graphs)")
     parser.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), help="rollout batch sizes, e.g. 8,64 (default 1,8,64)")
     parser.add_argument("--amp", choices=("no", "bf16", "fp16"), default="no", help="autocast on CUDA (the references stay float32)")
     args = parser.parse_args()
@@ -315,7 +347,7 @@ def main() -> None:
         "rollout": [], "decode": [], "train": [],
     }
     for device in devices:
-        for section, run in (("rollout", lambda: bench_rollout(spec, device, args.compile, args.amp)),
+        for section, run in (("rollout", lambda: bench_rollout(spec, device, args.compile_mode if args.compile else None, args.amp)),
                              ("decode", lambda: bench_decode(spec, device, args.amp)),
                              ("train", lambda: bench_train(spec, device, args.amp))):
             start = time.perf_counter()
