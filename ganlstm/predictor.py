@@ -68,9 +68,13 @@ class Predictor:
         self.device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", amp: str = "no") -> Predictor:
-        """Load a forecaster checkpoint (file or run directory); ``None`` loads the shipped one."""
-        model, ckpt = load_forecaster(path if path is not None else default_checkpoint(), device)
+    def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", amp: str = "no", *,
+                        anchor_decay: float | None = None) -> Predictor:
+        """Load a forecaster checkpoint (file or run directory); ``None`` loads the shipped one.
+
+        ``anchor_decay`` replaces the checkpoint's residual anchoring (GAN-LSTM; 0 = the generator's frames as drawn).
+        """
+        model, ckpt = load_forecaster(path if path is not None else default_checkpoint(), device, anchor_decay=anchor_decay)
         return cls(model, ckpt, amp=amp)
 
     @property
@@ -242,6 +246,7 @@ def predict_to_directory(
     device: str = "auto",
     amp: str = "no",
     limits: dict[str, int] | None = None,
+    anchor_decay: float | None = None,
 ) -> dict[str, Any]:
     """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
 
@@ -253,7 +258,7 @@ def predict_to_directory(
     PNG frames are written as the rollout streams out (:data:`STREAM_CHUNK` at a time), so a
     long rollout's memory stays flat; the GIF shows at most :data:`GIF_MAX_FRAMES` predicted
     frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``) replaces the checkpoint's
-    reading guards. Returns ``{"out", "frames", "gif", "metrics"}`` (``metrics`` None without truth).
+    reading guards; ``anchor_decay`` the checkpoint's residual anchoring. Returns ``{"out", "frames", "gif", "metrics"}`` (``metrics`` None without truth).
     """
     from .checkpoint import atomic_write_bytes
     from .data.frames import write_frames
@@ -263,7 +268,7 @@ def predict_to_directory(
     frames = Path(frames)
     out = Path(out) if out is not None else frames.parent / f"{frames.stem}_predicted"
     _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
     if limits:
         predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
     observed = predictor.read(frames)  # (T, C, H, W)

@@ -108,6 +108,12 @@ def render_all(model: Forecaster, outs: Tensor) -> Tensor:
     return frames.unflatten(0, outs.shape[:2])  # (B, K, C, H, W)
 
 
+def add_anchor(frames: Tensor, residual: Tensor, decay: float, *, start: int = 0) -> Tensor:
+    """Frames (B, n, C, H, W) at horizons start+1 .. start+n, plus ``decay**(k-1) * residual`` (B, C, H, W) each."""
+    k = torch.arange(start, start + frames.shape[1], device=frames.device, dtype=frames.dtype)
+    return (frames + decay ** k.view(1, -1, 1, 1, 1) * residual.to(frames.dtype).unsqueeze(1)).clamp(-1.0, 1.0)
+
+
 def _as_batch(frames01: Tensor) -> Tensor:
     if frames01.dim() == 4:
         return frames01.unsqueeze(0)
@@ -135,6 +141,7 @@ def iter_predict(model: Forecaster, frames01: Tensor, steps: int, *, chunk: int 
     try:
         with torch.inference_mode(), autocast(device, amp):
             out, state = warm_up(model, x)
+            anchor = model.anchor(x)  # (residual (B, C, H, W), decay) or None
             done = 0
             stream = _closed_loop(model, state, out, steps - 1, None, 0.0, None)
             buf = out.new_empty((out.shape[0], min(chunk, steps), *out.shape[1:]))  # (B, chunk, *out), reused by every chunk
@@ -144,8 +151,11 @@ def iter_predict(model: Forecaster, frames01: Tensor, steps: int, *, chunk: int 
                 for j in range(1, n):
                     out, _ = next(stream)
                     buf[:, j] = out
+                frames = render_all(model, buf[:, :n]).float()  # (B, n, C, H, W): a new tensor, buf is not exposed
+                if anchor is not None:
+                    frames = add_anchor(frames, *anchor, start=done)
                 done += n
-                yield to_unit_range(render_all(model, buf[:, :n]).float()).cpu()  # a new tensor: buf is not exposed
+                yield to_unit_range(frames).cpu()
                 if done < steps:
                     out, _ = next(stream)
     finally:

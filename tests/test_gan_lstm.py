@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from forecast_helpers import GAN, gan_checkpoint, generator, model_config, run_config, simulated, train_config
+from forecast_helpers import GAN, gan_checkpoint, generator, model_config, run_config, simulated, train_config, trained_checkpoint
 
 from ganlstm import GanlstmError
 from ganlstm.checkpoint import load_checkpoint
@@ -347,3 +347,72 @@ def test_refine_decay_hands_the_refinement_back_geometrically():
         assert state[2] is None
     with pytest.raises(GanlstmError, match="refine_decay"):
         build_forecaster(dataclasses.replace(model_config(), refine_decay=1.5))
+
+
+def _anchored(decay: float) -> GanLstm:
+    import dataclasses
+
+    torch.manual_seed(0)
+    return build_forecaster(dataclasses.replace(model_config("pixels"), anchor_decay=decay)).load_generator(generator()).eval()
+
+
+def test_anchor_adds_the_decaying_reading_error_to_predicted_frames():
+    """Untrained (zero) head: every raw frame is G(read(x_J)); anchoring adds decay**(k-1) of x_J - G(read(x_J))."""
+    from ganlstm.rollout import iter_predict, predict
+
+    decay = 0.5
+    plain, anchored = _anchored(0.0), _anchored(decay)
+    anchored.load_state_dict(plain.state_dict())
+    context, _ = _windows(j=3)
+    with torch.no_grad():
+        drawn = (plain.generator(plain.encode(context[:, -1] * 2 - 1)) + 1) / 2  # (3, 1, 16, 16) in [0, 1]
+    residual = context[:, -1] - drawn
+    assert residual.abs().mean() > 0.05  # the generator does not draw the last frame exactly
+    raw, pred = predict(plain, context, 5), predict(anchored, context, 5)  # (3, 5, 1, 16, 16)
+    for k in range(5):
+        torch.testing.assert_close(raw[:, k], drawn, atol=1e-5, rtol=0)
+        torch.testing.assert_close(pred[:, k], (drawn + decay**k * residual).clamp(0, 1), atol=1e-5, rtol=0)
+    # Horizon 1 is the observed frame moved by the predicted change; with no change, that is persistence.
+    torch.testing.assert_close(pred[:, 0], context[:, -1], atol=1e-5, rtol=0)
+    # Streamed in chunks, the k-th frame still gets decay**(k-1): the chunks continue the horizon count.
+    torch.testing.assert_close(torch.cat(list(iter_predict(anchored, context, 5, chunk=2)), dim=1), pred, atol=1e-6, rtol=0)
+    assert plain.anchor(context * 2 - 1) is None  # off: not even the extra generator call
+
+
+def test_anchor_decay_is_checked_and_excludes_refinement():
+    import dataclasses
+
+    for bad in (-0.1, 1.5):
+        with pytest.raises(GanlstmError, match=r"anchor_decay=.* must be in \[0, 1\]"):
+            build_forecaster(dataclasses.replace(model_config(), anchor_decay=bad))
+    with pytest.raises(GanlstmError, match="use one of them"):
+        build_forecaster(dataclasses.replace(model_config(), anchor_decay=0.5, refine_steps=3))
+
+
+def test_anchor_decay_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path):
+    from ganlstm import Predictor
+    from ganlstm.train.forecaster import set_anchor_decay
+
+    ckpt = trained_checkpoint(tmp_path)
+    weights = torch.load(ckpt, weights_only=True)["models"]
+    assert load_forecaster(ckpt, "cpu")[0].anchor_decay == 0
+    set_anchor_decay(ckpt, 0.5)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["config"]["model"]["anchor_decay"] == 0.5 and "path" not in saved
+    assert all(torch.equal(v, saved["models"][m][k]) for m in weights for k, v in weights[m].items())  # weights untouched
+    assert Predictor.from_checkpoint(ckpt, device="cpu").model.anchor_decay == 0.5
+    off = Predictor.from_checkpoint(ckpt, device="cpu", anchor_decay=0)
+    assert off.model.anchor_decay == 0 and off.model.cfg.anchor_decay == 0
+    frames = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(3)).numpy()
+    on = Predictor.from_checkpoint(ckpt, device="cpu").predict(frames, 2)
+    assert not torch.allclose(torch.as_tensor(on), torch.as_tensor(off.predict(frames, 2)))
+
+
+def test_anchor_decay_is_gan_lstm_only(tmp_path):
+    from ganlstm.train.forecaster import set_anchor_decay
+
+    ckpt = trained_checkpoint(tmp_path, model=ForecasterConfig(model="convlstm", hidden=(4,)))
+    with pytest.raises(GanlstmError, match="applies to gan_lstm checkpoints only"):
+        load_forecaster(ckpt, "cpu", anchor_decay=0.5)
+    with pytest.raises(GanlstmError, match="applies to gan_lstm checkpoints only"):
+        set_anchor_decay(ckpt, 0.5)

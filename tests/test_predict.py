@@ -152,3 +152,17 @@ def test_cli_predict_with_and_without_truth(setup, tmp_path, capsys):
                 "--max-frames", "7") == 2
     assert "more than max_frames=7 frames" in capsys.readouterr().err
     main(["predict", "--frames", str(observed), "--steps", "1", "--checkpoint", str(ckpt), "--out", str(tmp_path / "y"), "--max-frames", "8"])
+
+
+def test_cli_predict_anchor_decay_overrides_the_checkpoint(setup, tmp_path):
+    root, ckpt, p = setup
+    observed = root / "data" / "seq_0002"
+    outs = {}
+    for decay in ("0", "0.8"):
+        out = tmp_path / f"pred_{decay}"
+        main(["predict", "--frames", str(observed), "--steps", "3", "--checkpoint", str(ckpt), "--out", str(out), "--format", "npy",
+              "--anchor-decay", decay])
+        outs[decay] = np.load(out / "frame_0014-0016.npy")
+    expected = Predictor.from_checkpoint(ckpt, device="cpu", anchor_decay=0.8).predict(p.read(observed), 3)
+    np.testing.assert_allclose(outs["0.8"], expected, atol=1e-6)
+    assert np.abs(outs["0.8"] - outs["0"]).max() > 1e-3

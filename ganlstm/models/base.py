@@ -5,6 +5,7 @@ Protocol (frames in [-1, 1] inside models)::
     state = model.init_state(batch, device)
     out, state = model.step(frame, state)   # frame (B, C, H, W), or None = "continue from your own prediction"
     frames = model.render(outs)             # (N, *out) -> (N, C, H, W); identity for pixel-space models
+    anchor = model.anchor(context)          # optional: (residual (B, C, H, W), decay) added to predicted frames
 
 ``step`` returns the model's native output for the next frame: pixels for pixel-space
 models, a generator latent for the GAN-prior model. ``render`` turns outputs into
@@ -67,6 +68,14 @@ class Forecaster(nn.Module):
         for t in range(context.shape[1]):
             out, state = self.step(context[:, t], state)
         return out, state
+
+    def anchor(self, context: Tensor) -> tuple[Tensor, float] | None:
+        """A pixel correction for predictions from the context (B, J, C, H, W) in [-1, 1], or None (the default).
+
+        ``(residual (B, C, H, W), decay)``: :func:`ganlstm.rollout.iter_predict` adds
+        ``decay**(k-1) * residual`` to the k-th predicted frame (prediction only, not training).
+        """
+        return None
 
     def training_loss(self, context: Tensor, target: Tensor, *, sampling_p: float, alpha: float = 0.5,
                       bright_weight: float = 0.0, early_weight: float = 0.0, gdl_weight: float = 0.0, **_: Any) -> dict[str, Tensor]:

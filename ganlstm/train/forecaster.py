@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import atomic_write_bytes, load_checkpoint, load_state
+from ..checkpoint import atomic_save, atomic_write_bytes, load_checkpoint, load_state
 from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig, from_dict, to_dict
 from ..errors import GanlstmError
 from ..metrics import MetricAccumulator
@@ -66,14 +66,16 @@ def saved_configs(ckpt: dict) -> tuple[ForecastTrainConfig, RunConfig]:
     return from_dict(ForecastTrainConfig, train, where=f"{path}: config.train"), from_dict(RunConfig, run, where=f"{path}: config.run")
 
 
-def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.device = "auto") -> tuple[Forecaster, dict]:
+def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.device = "auto", *,
+                    anchor_decay: float | None = None) -> tuple[Forecaster, dict]:
     """A trained forecaster in eval mode on ``device``, and its checkpoint dict.
 
     ``path_or_ckpt`` is a checkpoint file, a run directory (its best.pt, else last.pt), or an
     already loaded checkpoint. A run trained with ``--ema`` gives its averaged weights
     (``models["forecaster_ema"]``). The architecture comes from the checkpoint's config; the
     reading options the model was trained with are ``ckpt["config"]["data"]`` (see
-    :func:`frame_options_of`).
+    :func:`frame_options_of`). ``anchor_decay`` replaces the checkpoint's (GAN-LSTM only; 0 turns
+    residual anchoring off, see :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`).
     """
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt, kind="forecaster")
     path = ckpt.get("path", "checkpoint")
@@ -88,8 +90,28 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
         raise GanlstmError(f"{path} holds no forecaster weights; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.")
     name = "forecaster_ema" if "forecaster_ema" in ckpt["models"] else "forecaster"
     load_state(model, ckpt["models"][name], name=name, path=path)
+    if anchor_decay is not None:
+        if not hasattr(model, "set_anchor_decay"):
+            raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; anchor_decay (--anchor-decay) applies to gan_lstm checkpoints only.")
+        model.set_anchor_decay(anchor_decay)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     return model.to(dev).eval(), ckpt
+
+
+def set_anchor_decay(path: str | Path, decay: float) -> None:
+    """Record residual anchoring ``decay`` in a GAN-LSTM checkpoint file's model config; the weights are untouched.
+
+    ``predict``, ``evaluate``, ``benchmark`` and :class:`~ganlstm.predictor.Predictor` then use it by
+    default. The file is replaced atomically. See :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`.
+    """
+    ckpt = load_checkpoint(path, kind="forecaster")
+    path = Path(ckpt.pop("path"))
+    model_cfg = from_dict(ForecasterConfig, ckpt["config"]["model"], where=f"{path}: config.model")
+    if model_cfg.model != "gan_lstm":
+        raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; anchor_decay applies to gan_lstm checkpoints only.")
+    build_forecaster(model_cfg).set_anchor_decay(decay)  # validates it against the architecture
+    ckpt["config"]["model"]["anchor_decay"] = float(decay)
+    atomic_save(ckpt, path)
 
 
 def frame_options_of(ckpt: dict) -> FrameOptions:
