@@ -163,6 +163,9 @@ class ForecastTrainConfig:
     # gan_lstm: after the warm-up, keep the reader as it is (the forecast loss would otherwise
     # trade its reconstruction for motion; measured in docs/benchmarks.md).
     freeze_reader: bool = False
+    # gan_lstm: the pixel loss scores the anchored frames (ForecasterConfig.anchor_decay), as
+    # prediction returns them, instead of the generator's frames as drawn.
+    anchor_loss: bool = False
     sampling_start: float = 1.0  # scheduled sampling: P(feed truth) at step 0 ...
     sampling_end: float = 0.0  # ... decaying linearly to this at the last step
     lr: float = 1e-3

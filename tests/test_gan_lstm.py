@@ -416,3 +416,24 @@ def test_anchor_decay_is_gan_lstm_only(tmp_path):
         load_forecaster(ckpt, "cpu", anchor_decay=0.5)
     with pytest.raises(GanlstmError, match="applies to gan_lstm checkpoints only"):
         set_anchor_decay(ckpt, 0.5)
+
+
+def test_anchor_loss_scores_the_anchored_frames(tmp_path):
+    """--anchor-loss: the pixel loss sees what prediction returns; without anchoring it is refused before training."""
+    from ganlstm.losses import rollout_pixel_loss
+    from ganlstm.models.base import to_model_range
+    from ganlstm.rollout import add_anchor, render_all, rollout_outputs
+
+    model = _anchored(0.5)
+    context, target = _windows(k=3)
+    with torch.no_grad():
+        plain = model.training_loss(context, target, sampling_p=0.0)["pixel"]
+        anchored = model.training_loss(context, target, sampling_p=0.0, anchor_loss=True)["pixel"]
+        frames = render_all(model, rollout_outputs(model, to_model_range(context), 3))
+        expected = rollout_pixel_loss((add_anchor(frames, *model.anchor(to_model_range(context))) + 1) / 2, target)
+    torch.testing.assert_close(anchored, expected)
+    assert not torch.isclose(anchored, plain)
+    cfg = train_config(simulated(tmp_path / "data"), gan_checkpoint(tmp_path / "gan.pt"), anchor_loss=True)  # anchor_decay 0
+    with pytest.raises(GanlstmError, match="--anchor-loss trains on anchored gan_lstm frames"):
+        train_forecaster(cfg, run_config(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()  # refused before any run directory is made

@@ -21,7 +21,7 @@ ANCHOR_HELP = ("GAN-LSTM: add the last observed frame's reading error x - G(read
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
                     "refine_steps", "refine_lr", "refine_decay", "anchor_decay",
-                    "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "ema", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "sampling_start", "sampling_end", "lr",
+                    "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "ema", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "anchor_loss", "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
 
 
@@ -65,7 +65,7 @@ def forecast_options(f):
 
 
 def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", recon: float = 0.0, latent: float = 0.0,
-           warmup: int = 0, freeze_reader: bool = False) -> None:
+           warmup: int = 0, freeze_reader: bool = False, anchor_loss: bool = False) -> None:
     from ..train.forecaster import train_forecaster
 
     if o["resume"]:
@@ -76,7 +76,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
     cfg = ForecastTrainConfig(
         model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
         stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], early_weight=o["early_weight"], gdl_weight=o["gdl_weight"], ema=o["ema"], latent_weight=latent, recon_weight=recon,
-        reader_warmup=warmup, freeze_reader=freeze_reader,
+        reader_warmup=warmup, freeze_reader=freeze_reader, anchor_loss=anchor_loss,
         sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"],
     )
@@ -107,7 +107,9 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
               help="The k-th predicted frame adds decay**(k-1) of what --refine-steps changed in the reading "
                    "(1 = all of it at every horizon, 0 = only at the first).")
 @click.option("--anchor-decay", default=_M.anchor_decay, show_default=True, type=click.FloatRange(0, 1), metavar="D",
-              help=ANCHOR_HELP + " Recorded in the checkpoint; validation scores the anchored frames, training never sees them.")
+              help=ANCHOR_HELP + " Recorded in the checkpoint; validation scores the anchored frames, training only with --anchor-loss.")
+@click.option("--anchor-loss", is_flag=True, default=_T.anchor_loss,
+              help="Train on the anchored frames (needs --anchor-decay): the pixel loss scores what prediction returns.")
 @click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
               help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
 @click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
@@ -127,7 +129,7 @@ def train_encoder(ctx: click.Context, **o) -> None:
                              refine_steps=o["refine_steps"], refine_lr=o["refine_lr"],
                              refine_decay=o["refine_decay"], anchor_decay=o["anchor_decay"])
     _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
-           freeze_reader=o["freeze_reader"])
+           freeze_reader=o["freeze_reader"], anchor_loss=o["anchor_loss"])
 
 
 @click.command("train-baseline")

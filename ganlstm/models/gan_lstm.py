@@ -288,20 +288,28 @@ class GanLstm(Forecaster):
         reader_only: bool = False,
         early_weight: float = 0.0,
         gdl_weight: float = 0.0,
+        anchor_loss: bool = False,
         **_: Any,
     ) -> dict[str, Tensor]:
         """Losses for windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W); ``loss`` is optimised.
 
         ``reader_only`` (the reader warm-up): only ``G(read(E(x))) ~ x`` on :data:`READER_BATCH`
         single frames of the windows, the amortised inversion that every forecast starts from.
+        ``anchor_loss``: the pixel loss scores the frames with residual anchoring added, as
+        prediction returns them (needs ``anchor_decay`` > 0).
         """
-        from ..rollout import render_all, rollout_outputs
+        from ..rollout import add_anchor, render_all, rollout_outputs
 
         if reader_only:
             return self.reader_loss(torch.cat([context, target], 1).flatten(0, 1), alpha=alpha, bright_weight=bright_weight)
 
         pred_z = rollout_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)  # (B, K, nz)
         pred = render_all(self, pred_z)  # (B, K, C, H, W) in [-1, 1]: one generator call
+        if anchor_loss:
+            anchor = self.anchor(to_model_range(context))
+            if anchor is None:
+                raise GanlstmError("anchor_loss needs residual anchoring: pass --anchor-decay D (0 < D <= 1) with --anchor-loss.")
+            pred = add_anchor(pred, *anchor)
         pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight,
                                    gdl_weight=gdl_weight)
         losses = {"pixel": pixel}

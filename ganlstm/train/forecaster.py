@@ -266,7 +266,7 @@ class ForecastTask:
             losses = self.loss(context, target, sampling_p=p, alpha=self.cfg.alpha, bright_weight=self.cfg.bright_weight,
                                early_weight=self.cfg.early_weight, gdl_weight=self.cfg.gdl_weight,
                                recon_weight=self.cfg.recon_weight, latent_weight=self.cfg.latent_weight,
-                               reader_only=step < warmup)
+                               reader_only=step < warmup, anchor_loss=self.cfg.anchor_loss)
         loss = losses["loss"].float()
         check_finite(self.name, loss)
         opt = self.optimizers["forecaster"]
@@ -360,6 +360,8 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
         raise GanlstmError(f"{flag} is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
     if cfg.freeze_reader and not cfg.reader_warmup:
         raise GanlstmError("--freeze-reader without --reader-warmup would freeze an untrained reader; add --reader-warmup N (3000 measured).")
+    if cfg.anchor_loss and (cfg.model.model != "gan_lstm" or not cfg.model.anchor_decay):
+        raise GanlstmError("--anchor-loss trains on anchored gan_lstm frames; pass --anchor-decay D (0 < D <= 1) with it (0.5 measured).")
     device = resolve_device(run.device)
     dist_ = Dist.from_env(device)
     device = dist_.device(device)
