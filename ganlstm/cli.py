@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("forecast", "predict", "Predict the frames that follow a sequence."),
     "evaluate": ("evaluate", "evaluate", "Compare models on the same windows: per-horizon MSE/MAE/PSNR/SSIM/sharpness."),
     "benchmark": ("evaluate", "benchmark", "Run the reproducible merger benchmark (train, evaluate, tabulate)."),
+    "export": ("forecast", "export", "Write a small, prediction-only copy of a forecaster checkpoint."),
     "demo": ("demo", "demo", "Predict held-out simulated mergers with the shipped checkpoint."),
 }
 

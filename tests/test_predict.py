@@ -166,3 +166,31 @@ def test_cli_predict_anchor_decay_overrides_the_checkpoint(setup, tmp_path):
     expected = Predictor.from_checkpoint(ckpt, device="cpu", anchor_decay=0.8).predict(p.read(observed), 3)
     np.testing.assert_allclose(outs["0.8"], expected, atol=1e-6)
     assert np.abs(outs["0.8"] - outs["0"]).max() > 1e-3
+
+
+def test_export_writes_a_small_prediction_only_copy(tmp_path, capsys):
+    from forecast_helpers import gan_checkpoint, run_config, simulated, train_config
+
+    from ganlstm.train.forecaster import train_forecaster
+
+    src = trained_checkpoint(tmp_path / "a", ema=0.9)  # an --ema run: the export must keep the averaged weights
+    out = tmp_path / "small.pt"
+    main(["export", "--checkpoint", str(src), "--out", str(out)])
+    assert "wrote" in capsys.readouterr().out
+    raw = torch.load(out, weights_only=True)
+    assert set(raw["models"]) == {"forecaster"} and raw["optimizers"] == {} and raw["rng"] == {}
+    full = torch.load(src, weights_only=True)
+    assert raw["extra"]["split"] == full["extra"]["split"]  # evaluate --split test still works
+    kept = raw["models"]["forecaster"]
+    assert all(torch.equal(v, full["models"]["forecaster_ema"][k]) for k, v in kept.items())
+    assert not all(torch.equal(v, full["models"]["forecaster"][k]) for k, v in kept.items())  # not the raw weights
+    assert out.stat().st_size < 0.6 * src.stat().st_size
+    frames = np.random.default_rng(0).random((4, 16, 16), dtype=np.float32)
+    np.testing.assert_array_equal(Predictor.from_checkpoint(out, device="cpu").predict(frames, 3),
+                                  Predictor.from_checkpoint(src, device="cpu").predict(frames, 3))
+    # Refusals: an existing --out, and resuming from the export (it has no optimiser state or RNG).
+    assert _cli("export", "--checkpoint", str(src), "--out", str(out)) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(GanlstmError, match="prediction-only export"):
+        cfg = train_config(simulated(tmp_path / "data"), gan_checkpoint(tmp_path / "gan.pt"), ema=0.9)
+        train_forecaster(cfg, run_config(tmp_path / "runs", max_steps=4), resume=str(out))

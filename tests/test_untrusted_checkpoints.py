@@ -87,6 +87,7 @@ def _commands(runs: dict, bombs: dict, out: Path) -> dict[str, list]:
         "evaluate-gan": ["evaluate-gan", "--checkpoint", g, "--data", data, "--out", out / "e.json"],
         "predict": ["predict", "--frames", data / "seq_0000", "--steps", 2, "--checkpoint", f, "--out", out / "pred"],
         "evaluate": ["evaluate", "--checkpoint", f, "--data", data, "--context", 3, "--horizon", 2, "--out", out / "ev"],
+        "export": ["export", "--checkpoint", f, "--out", out / "small.pt"],
         "train-encoder --gan": ["train-encoder", "--gan", g, "--data", data, "--max-steps", 1, "--out", out / "runs"],
         "train-gan --resume FILE": ["train-gan", "--resume", g, "--out", out / "runs"],
         "train-gan --resume last": ["train-gan", "--resume", "last", "--out", bomb_runs],

@@ -176,3 +176,20 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
         mean = result["metrics"]["mean"]
         click.echo(f"vs --truth: MSE {mean['mse']:.3f} (per frame)  SSIM {mean['ssim']:.4f}  PSNR {mean['psnr']:.2f} dB  "
                    f"(per horizon: {result['out'] / 'metrics.json'})")
+
+
+@click.command("export")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-encoder/train-baseline checkpoint or run directory.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write, e.g. model.pt.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def export(checkpoint: Path, out: Path, overwrite: bool) -> None:
+    """Write a prediction-only copy of a checkpoint: its config and the weights prediction uses.
+
+    An --ema run's averaged weights (else its weights); no optimiser state, raw weights or RNG, so the
+    file is a fraction of the size. predict, evaluate and Predictor read it as they read the original;
+    it cannot be resumed.
+    """
+    from ..train.forecaster import export_forecaster
+
+    path = export_forecaster(checkpoint, out, overwrite=overwrite)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -597,6 +597,9 @@ def scaler_states(task: TrainTask) -> dict:
 def restore(task: TrainTask, ckpt: dict) -> FitState:
     """Load weights, optimisers, fp16 loss scales, RNG and counters from a checkpoint into ``task``."""
     path = ckpt.get("path", "checkpoint")
+    if "exported_from" in ckpt.get("extra", {}):
+        raise GanlstmError(f"{path} is a prediction-only export (`ganlstm export`) without optimiser state or RNG; "
+                           f"resume from the run's last.pt ({ckpt['extra']['exported_from']}).")
     for name, module in task.models.items():
         if name not in ckpt["models"]:
             raise GanlstmError(f"{path} has no weights for {name!r} (it holds {', '.join(ckpt['models'])}); resume from a checkpoint of the same stage.")
