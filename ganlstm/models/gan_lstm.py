@@ -144,7 +144,6 @@ class GanLstm(Forecaster):
             raise GanlstmError(f"refine_steps={cfg.refine_steps} must be >= 0, refine_lr={cfg.refine_lr} > 0 and "
                                f"refine_decay={cfg.refine_decay} in [0, 1].")
         self.refine_steps, self.refine_lr, self.refine_decay = cfg.refine_steps, cfg.refine_lr, cfg.refine_decay
-        self.anchor_decay = 0.0
         self.set_anchor_decay(cfg.anchor_decay)
         self.encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0])  # (B, C, S, S) -> (B, hid0, 8, 8)
         self.read = LatentHead(hidden[0], nz)  # observed frame's features -> its latent

@@ -105,11 +105,8 @@ def set_anchor_decay(path: str | Path, decay: float) -> None:
     default. The file is replaced atomically. See :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`.
     """
     ckpt = load_checkpoint(path, kind="forecaster")
+    load_forecaster(ckpt, "cpu", anchor_decay=decay)  # refuses what predict would refuse: another model, a bad decay
     path = Path(ckpt.pop("path"))
-    model_cfg = from_dict(ForecasterConfig, ckpt["config"]["model"], where=f"{path}: config.model")
-    if model_cfg.model != "gan_lstm":
-        raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; anchor_decay applies to gan_lstm checkpoints only.")
-    build_forecaster(model_cfg).set_anchor_decay(decay)  # validates it against the architecture
     ckpt["config"]["model"]["anchor_decay"] = float(decay)
     atomic_save(ckpt, path)
 
