@@ -10,8 +10,8 @@ validation sequences, never on the test collection you report::
     python benchmarks/anchor_decay.py --checkpoint checkpoints/gan_lstm.pt \\
         --data runs/shipped/benchmark/data/test --context 20 --horizon 30 --decays 0,0.5   # then report on test
 
-``--split val`` keeps the validation sequences recorded in the checkpoint's run (split.json beside it,
-or the checkpoint's own record); ``all`` scores every sequence of ``--data``.
+``--split val`` keeps the validation sequences the checkpoint records (``extra["split"]``, as
+``evaluate --split test`` uses its test sequences); ``all`` scores every sequence of ``--data``.
 """
 from __future__ import annotations
 
@@ -21,17 +21,18 @@ from pathlib import Path
 
 import torch
 
+from ganlstm.checkpoint import load_checkpoint
 from ganlstm.evaluation import evaluate_models, read_common_frames, trivial_baselines
 from ganlstm.train.forecaster import load_forecaster
 
 HORIZONS = (1, 2, 3, 5, 10, 20, 30)
 
 
-def validation_names(checkpoint: Path) -> set[str]:
-    split = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "split.json"
-    if not split.is_file():
-        raise SystemExit(f"{split} not found: --split val needs the run's split.json beside the checkpoint; use --split all.")
-    return set(json.loads(split.read_text())["val"])
+def validation_names(ckpt: dict) -> set[str]:
+    names = ckpt.get("extra", {}).get("split", {}).get("val")
+    if not names:
+        raise SystemExit(f"{ckpt['path']} records no validation sequences; use --split all with data the model never saw.")
+    return set(names)
 
 
 def main() -> None:
@@ -47,13 +48,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    decays = [float(d) for d in args.decays.split(",")]
-    models = {}
-    for d in decays:
-        models[f"D={d:g}"], ckpt = load_forecaster(args.checkpoint, "cpu", anchor_decay=d)
+    ckpt = load_checkpoint(args.checkpoint, kind="forecaster")  # read once; one model per decay from it
+    models = {f"D={float(d):g}": load_forecaster(ckpt, "cpu", anchor_decay=float(d))[0] for d in args.decays.split(",")}
     sequences, _ = read_common_frames(args.data, models, [ckpt], None)
     if args.split == "val":
-        names = validation_names(args.checkpoint)
+        names = validation_names(ckpt)
         sequences = [(n, s) for n, s in sequences if n in names]
     models.update(trivial_baselines())
     result = evaluate_models(models, [s for _, s in sequences], args.context, args.horizon, device="cpu", progress=True)

@@ -133,7 +133,7 @@ class ForecasterConfig:
     # gan_lstm: the refinement (refined minus encoder latent) is added to the k-th predicted latent
     # times refine_decay**(k-1); the trajectory itself runs on the encoder's readings.
     refine_decay: float = 0.7
-    # gan_lstm, prediction only: add the last observed frame's reading error, x_J - G(read(x_J)),
+    # gan_lstm, in prediction and validation (training only with anchor_loss): add the last observed frame's reading error, x_J - G(read(x_J)),
     # to the k-th predicted frame times anchor_decay**(k-1) (0 = off). G cannot draw x_J exactly; its
     # error at x_J is nearly its error at x_J+1, so the first frames keep the observed detail.
     anchor_decay: float = 0.0

@@ -81,8 +81,8 @@ nearly its error one frame later. Adding ``D**(k-1) * r`` to the k-th predicted 
 where it still applies. Horizon 1 becomes the observed frame moved by the predicted change,
 ``x_J + G(z_1) - G(read(x_J))``. Measured on the merger benchmark with the shipped checkpoint
 (docs/benchmarks.md): D = 0.5, chosen on validation, took test horizon 1 from MSE 3.84 / SSIM 0.791
-to 2.42 / 0.848, past persistence (2.57 / 0.838), improved horizon 2 and left 10-30 unchanged. Training never
-sees it; validation, like ``predict``, scores the anchored frames.
+to 2.42 / 0.848, past persistence (2.57 / 0.838), improved horizon 2 and left 10-30 unchanged. Training sees
+it only with ``anchor_loss`` (measured worse); validation, like ``predict``, scores the anchored frames.
 
 The generator is a submodule, so its weights are in this model's ``state_dict`` and one
 checkpoint suffices for prediction; it is frozen (``requires_grad_(False)``) and stays in
