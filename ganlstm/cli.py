@@ -19,6 +19,7 @@ from .errors import GanlstmError
 
 # name -> ("module under ganlstm.commands", "attribute", "one-line help for the listing")
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "fit": ("fit", "fit", "From your frames to a scored model in one resumable command (all stages, a report)."),
     "simulate": ("simulate", "simulate", "Simulate galaxy mergers and write them as PNG frame sequences."),
     "train-gan": ("gan", "train_gan", "Stage one: train the DCGAN prior on single frames."),
     "sample": ("gan", "sample", "Draw a grid of frames from a trained generator."),

@@ -86,6 +86,10 @@ class GanConfig:
     # Side of the latent grid G starts from: 1 is DCGAN's z (nz, 1, 1); 4 reshapes z to
     # (nz/16, 4, 4), a spatial latent that lets G place structure where it is (see models/dcgan.py).
     latent_grid: int = 1
+    # Width of a frame encoder E trained beside G (stage one) so that G(E(x)) ~ x; 0 = none (the
+    # plain DCGAN). Its architecture is stage two's reader (models/encoder.py FrameReader), which
+    # starts from these weights.
+    encoder: int = 0
 
 
 @dataclass
@@ -107,6 +111,19 @@ class GanTrainConfig:
     # Sequences stage one never sees: with the same data and seed these are exactly stage
     # two's test sequences, so the decoder has not been fitted to frames it is tested on.
     test_fraction: float = 0.1
+    # Cut a single sequence (a movie) in time: train on its start, validate and test on its
+    # continuation (val_fraction / test_fraction of its frames), instead of splitting by sequence.
+    time_split: bool = False
+    # Encoder beside G (model.encoder > 0): weight of the reconstruction loss G(E(x)) ~ x on real
+    # frames, added to G's adversarial loss (0 = off; needs model.encoder).
+    recon_weight: float = 0.0
+    # Adaptive augmentation (Karras et al. 2020): its probability p follows the sign of D's
+    # logits on real frames towards this target (0 = off; StyleGAN2-ADA used 0.6).
+    ada_target: float = 0.0
+    # Fine-tune from this stage-one checkpoint (architecture from it); FreezeD (Mo et al. 2020)
+    # freezes the discriminator's first `freeze_d` convolution blocks.
+    init: str = ""
+    freeze_d: int = 0
 
 
 @dataclass
@@ -172,6 +189,7 @@ class ForecastTrainConfig:
     weight_decay: float = 0.0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+    time_split: bool = False  # one sequence cut in time (see GanTrainConfig.time_split)
 
 
 @dataclass
@@ -190,6 +208,7 @@ class RunConfig:
     threads: int | None = None  # torch CPU threads while training (None: torch's choice); restored afterwards
     log_every: int = 10  # steps between log.csv rows
     save_every: int = 0  # steps between last.pt writes (0 = every epoch only)
+    val_every: int = 0  # steps between validations (and last.pt writes); 0 = after every epoch
     skip_nonfinite: bool = False  # drop a batch with a NaN/Inf loss instead of stopping
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     compile: bool = False  # torch.compile the training step's models
@@ -203,6 +222,40 @@ class RunConfig:
     def resolved_split_seed(self) -> int:
         """The seed of the train/val/test split: ``split_seed``, or ``seed`` when that is unset."""
         return self.seed if self.split_seed is None else self.split_seed
+
+
+@dataclass
+class FitConfig:
+    """``ganlstm fit``: one command from a user's frames to a scored model (see ganlstm/pipeline.py).
+
+    Every field below the first block is the measured recipe (docs/benchmarks.md, "Your own
+    frames"); fit.json in the output directory records the resolved values.
+    """
+
+    data: str = ""
+    out: str = ""
+    budget: float = 60.0  # wall-clock minutes for all stages together
+    size: int = 64
+    channels: int | None = None  # None: 3 when the frames are colour, else 1
+    interval: int = 1
+    scaling: str = "minmax"
+    context: int = 10
+    horizon: int = 10
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "no"
+    threads: int | None = None
+    # The recipe.
+    nz: int = 512
+    latent_grid: int = 4
+    width: int = 32  # ngf = ndf = stage-one encoder = ConvLSTM widths
+    recon_weight: float = 1.0
+    ada_target: float = 0.6
+    gan_batch_size: int = 32
+    batch_size: int = 8
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    anchor_decays: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 1.0)
 
 
 _CONFIG_TYPES = {

@@ -104,7 +104,7 @@ def _label_strip(labels: list[str], panel_width: int, padding: int, height: int 
 
 
 def comparison_frames(context: torch.Tensor, truth: torch.Tensor, predictions: dict[str, torch.Tensor]) -> list[np.ndarray]:
-    """GIF frames (uint8 (H, W)) for windows of shape (N, J|K, 1, h, w): columns truth and each model, rows the windows.
+    """GIF frames (uint8 (H, W), or (H, W, 3) for colour) for windows (N, J|K, C, h, w): columns truth and each model, rows the windows.
 
     The first J frames replay the observed context in every column (predictions start after
     it); a caption under the rows says which frame is shown.
@@ -122,14 +122,19 @@ def comparison_frames(context: torch.Tensor, truth: torch.Tensor, predictions: d
         rows.append(side_by_side(*[upscale(p.numpy(), GIF_SCALE) for p in panels], padding=pad, pad_value=SEPARATOR))  # (T, 1, H, W)
     width = rows[0].shape[3]
     gap = np.full((rows[0].shape[0], 1, pad, width), SEPARATOR, dtype=np.float32)
-    body = to_uint8(np.concatenate([x for r in rows for x in (r, gap)][:-1], axis=2))[..., 0]  # (T, H, W)
+    gap = np.repeat(gap, rows[0].shape[1], axis=1)  # (T, C, pad, W)
+    body = to_uint8(np.concatenate([x for r in rows for x in (r, gap)][:-1], axis=2))  # (T, H, W, C)
+    body = body[..., 0] if body.shape[-1] == 1 else body  # (T, H, W) gray, (T, H, W, 3) colour
     header = _label_strip([LABELS.get(m, m) for m in names], context.shape[-1] * GIF_SCALE, pad)
+    if body.ndim == 4:
+        header = np.repeat(header[..., None], 3, axis=2)
     frames = []
     for t, image in enumerate(body):
         footer = Image.new("L", (width, 14), 0)
         caption = f"observed frame {t + 1}/{j}" if t < j else f"predicted +{t - j + 1} of {k}"
         ImageDraw.Draw(footer).text((3, 1), caption, fill=255 if t >= j else 160)
-        frames.append(np.concatenate([header, image, np.asarray(footer)], axis=0))
+        footer = np.asarray(footer) if body.ndim == 3 else np.repeat(np.asarray(footer)[..., None], 3, axis=2)
+        frames.append(np.concatenate([header, image, footer], axis=0))
     return frames
 
 
@@ -141,7 +146,7 @@ def save_comparison_gif(frames: list[np.ndarray], path: Path, fps: float = 6.0) 
 
     from .checkpoint import atomic_write_bytes
 
-    images = [Image.fromarray(f, mode="L") for f in frames]
+    images = [Image.fromarray(f, mode="L" if f.ndim == 2 else "RGB") for f in frames]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, optimize=True)
     atomic_write_bytes(path, buf.getvalue())

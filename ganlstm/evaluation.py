@@ -135,6 +135,44 @@ def evaluate_models(
     return result
 
 
+def persistence_warnings(result: Evaluation, metrics: Sequence[str] = ("mse", "ssim")) -> list[str]:
+    """One plain sentence per learned model that loses to copy-last-frame somewhere, naming the horizons.
+
+    A forecaster that cannot beat repeating the last observed frame is not forecasting there;
+    ``evaluate`` and ``fit`` print these so that nobody ships such a model unawares.
+    """
+    if "persistence" not in result.per_horizon:
+        return []
+    base = result.per_horizon["persistence"]
+    out = []
+    for name in result.models:
+        if name in TRIVIAL_BASELINES:
+            continue
+        parts = []
+        for m in metrics:
+            higher = HIGHER_IS_BETTER.get(m)
+            ours, ref = result.per_horizon[name].get(m), base.get(m)
+            if higher is None or ours is None or ref is None:
+                continue
+            lost = [k + 1 for k, (a, b) in enumerate(zip(ours, ref)) if (a < b if higher else a > b)]
+            if lost:
+                parts.append(f"{m.upper()} at {_horizon_ranges(lost)} of {len(ours)}")
+        if parts:
+            out.append(f"warning: {name} loses to copy-last-frame (persistence) in {' and in '.join(parts)} on these "
+                       f"held-out windows; there, repeating the last observed frame is the better forecast.")
+    return out
+
+
+def _horizon_ranges(ks: Sequence[int]) -> str:
+    """[1, 2, 3, 7] -> 'horizons 1-3, 7'."""
+    runs, start = [], ks[0]
+    for a, b in zip(ks, [*ks[1:], None]):
+        if b != a + 1:
+            runs.append(f"{start}" if start == a else f"{start}-{a}")
+            start = b
+    return ("horizon " if len(ks) == 1 else "horizons ") + ", ".join(runs)
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -404,6 +442,11 @@ def select_split(sequences: list[tuple[str, np.ndarray]], data: str | Path, ckpt
     if not ckpts:
         raise GanlstmError("--split test needs a checkpoint that records its test sequences; pass --checkpoint or --split all.")
     wanted = recorded_test_split(ckpts)
+    train_cfg = saved_configs(ckpts[0])[0]
+    if train_cfg.time_split:  # a movie trained on its start: cut it again, the same way
+        from .data.windows import split_collection
+
+        sequences = split_collection(sequences, train_cfg.val_fraction, train_cfg.test_fraction, time_split=True)["test"]
     by_name = dict(sequences)
     missing = [n for n in wanted if n not in by_name]
     if missing:

@@ -9,8 +9,9 @@
     walk = p.interpolate(z[0], z[-1], n=16)    # frames along the slerp between two latents
 
 Frames are float32 in [0, 1] in and out. Paths and PIL images go through the same reader as
-training (:mod:`ganlstm.data.frames`, with the checkpoint's size, channels and scaling); arrays
-and tensors must already be in [0, 1] at the model's frame size. Prediction warms the model
+training (:mod:`ganlstm.data.frames`, with the checkpoint's size, channels and scaling); when
+their native size or channels differ, one :class:`~ganlstm.resolution.ResolutionWarning` says
+what was converted (never silently). Arrays and tensors must already be in [0, 1] at the model's frame size. Prediction warms the model
 up on the last ``context`` frames (by default the context length it was trained with) and
 rolls out closed-loop through the shared engine (:mod:`ganlstm.rollout`).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from .checkpoint import SHIPPED_DIR
 from .config import FrameOptions
 from .errors import GanlstmError
 from .models.base import Forecaster, to_model_range, to_unit_range
+from .resolution import OUTPUT_SIZES, InputReport, ResolutionWarning, resize_frames
 from .train.common import autocast
 from .train.forecaster import frame_options_of, load_forecaster, save_comparison_gif, saved_configs
 
@@ -92,10 +95,23 @@ class Predictor:
     # ------------------------------------------------------------ frames in
 
     def read(self, path: str | Path) -> np.ndarray:
-        """Read a sequence from disk the way the model was trained: float32 (T, C, H, W) in [0, 1]."""
+        """Read a sequence from disk the way the model was trained: float32 (T, C, H, W) in [0, 1].
+
+        Warns (:class:`~ganlstm.resolution.ResolutionWarning`) when the frames' native size or
+        channels differ from the model's, naming each conversion.
+        """
+        x, report = self._read_reported(path)
+        message = report.message()
+        if message:
+            warnings.warn(message, ResolutionWarning, stacklevel=2)
+        return x
+
+    def _read_reported(self, path: str | Path) -> tuple[np.ndarray, InputReport]:
+        """The sequence as the model reads it (T, C, S, S), and how its native shape compares, without warning."""
         from .data.frames import read_sequence
 
-        return read_sequence(path, self.frame_options)
+        x = read_sequence(path, self.frame_options)  # first, so unreadable input fails with the reader's message
+        return x, InputReport.of(path, self.frame_options)
 
     def _as_batch(self, frames: FramesLike) -> tuple[Tensor, str]:
         """Any accepted input -> (B, T, C, H, W) float32 on the model's device, and its layout tag."""
@@ -234,6 +250,15 @@ def _check_output_dir(out: Path, frames: Path, overwrite: bool) -> None:
         raise GanlstmError(f"--out {out} is not an empty directory; choose another --out or pass --overwrite.")
 
 
+def _write_json(target: Path, data: dict[str, Any], overwrite: bool) -> None:
+    """Write ``data`` as indented JSON through a temp file, refusing an existing file unless ``overwrite``."""
+    from .checkpoint import atomic_write_bytes
+
+    if target.exists() and not overwrite:
+        raise GanlstmError(f"{target} already exists; pass --overwrite to replace it.")
+    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
+
+
 def predict_to_directory(
     frames: str | Path,
     steps: int,
@@ -247,37 +272,57 @@ def predict_to_directory(
     amp: str = "no",
     limits: dict[str, int] | None = None,
     anchor_decay: float | None = None,
+    output_size: str = "model",
 ) -> dict[str, Any]:
     """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
 
     Writes the predicted frames numbered after the input (in the input's numbering: with a
     training ``interval`` of n, each predicted frame is n input frames after the previous),
-    ``prediction.gif`` (observed then predicted; with ``truth``: truth | prediction | |error|)
-    and, with ``truth`` (the sequence that really followed), ``metrics.json`` with per-horizon
-    MSE/MAE/PSNR/SSIM/sharpness. ``out`` defaults to ``<frames>_predicted`` beside the input.
-    PNG frames are written as the rollout streams out (:data:`STREAM_CHUNK` at a time), so a
-    long rollout's memory stays flat; the GIF shows at most :data:`GIF_MAX_FRAMES` predicted
-    frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``) replaces the checkpoint's
-    reading guards; ``anchor_decay`` the checkpoint's residual anchoring. Returns ``{"out", "frames", "gif", "metrics"}`` (``metrics`` None without truth).
+    ``prediction.gif`` (observed then predicted, at the model's size; with ``truth``: truth |
+    prediction | |error|) and, with ``truth`` (the sequence that really followed), ``metrics.json``
+    with per-horizon MSE/MAE/PSNR/SSIM/sharpness of the written frames, and their ``output_size``
+    and ``model_size`` [H, W]. ``out`` defaults to ``<frames>_predicted`` beside the input.
+    The model predicts at its own size and channels; when the input's native ones differ, one
+    :class:`~ganlstm.resolution.ResolutionWarning` names the conversions and ``prediction.json``
+    records the shapes (C, H, W) and conversions. ``output_size="native"`` resizes the predicted
+    frames back (bilinear, float32) to the input's H x W; colour is never invented, so a grayscale
+    model's frames stay grayscale. PNG frames are written as the rollout streams out
+    (:data:`STREAM_CHUNK` at a time), so a long rollout's memory stays flat; the GIF shows at most
+    :data:`GIF_MAX_FRAMES` predicted frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``)
+    replaces the checkpoint's reading guards; ``anchor_decay`` the checkpoint's residual anchoring.
+    Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
+    ``prediction`` the prediction.json record, None when nothing was converted).
     """
-    from .checkpoint import atomic_write_bytes
-    from .data.frames import write_frames
+    from .data.frames import read_sequence, write_frames
     from .metrics import MetricAccumulator
     from .rollout import iter_predict
 
+    if output_size not in OUTPUT_SIZES:
+        raise GanlstmError(f"output_size={output_size!r} is invalid; use one of {', '.join(OUTPUT_SIZES)}.")
     frames = Path(frames)
     out = Path(out) if out is not None else frames.parent / f"{frames.stem}_predicted"
     _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
     predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
     if limits:
         predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
-    observed = predictor.read(frames)  # (T, C, H, W)
-    future = None
+    observed, report = predictor._read_reported(frames)  # (T, C, S, S) as the model reads it
+    message = report.message(output_size)
+    if message:  # one message, never silently
+        warnings.warn(message, ResolutionWarning, stacklevel=2)
+    out_hw = report.output_hw(output_size)  # (H, W) of the written frames
+    native = out_hw != tuple(observed.shape[-2:])
+    future = scored = None
     if truth is not None:
-        future = predictor.read(truth)
+        future = read_sequence(truth, predictor.frame_options)  # (K', C, S, S), for the GIF
         if len(future) < steps:
             raise GanlstmError(f"--truth {truth} has {len(future)} frames (after --interval) but {steps} are predicted; pass a longer truth or fewer --steps.")
         future = future[:steps]
+        scored = torch.from_numpy(future)  # the truth the written frames are scored against: (K, C, H, W)
+        if native:
+            scored = torch.from_numpy(read_sequence(truth, dataclasses.replace(predictor.frame_options, size=None))[:steps])
+            if tuple(scored.shape[-2:]) != out_hw:
+                raise GanlstmError(f"--truth {truth} is {scored.shape[-2]}x{scored.shape[-1]} (H x W) but --frames are "
+                                   f"{out_hw[0]}x{out_hw[1]}; with --output-size native give the truth the input's size.")
     out.mkdir(parents=True, exist_ok=True)
     interval = predictor.frame_options.interval
     first = len(observed) * interval  # input frames 0, n, 2n, ... were read; the next is at len * n
@@ -287,11 +332,12 @@ def predict_to_directory(
     kept, gif_pred, paths, done = [], [], [], 0
     context = torch.from_numpy(observed[-predictor.context :])  # (J, C, H, W), as Predictor.predict warms up
     for chunk in iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp):
-        chunk = chunk[0]  # (n, C, H, W) in [0, 1], on CPU
+        chunk = chunk[0]  # (n, C, S, S) in [0, 1], on CPU
+        written = resize_frames(chunk, out_hw) if native else chunk  # (n, C, H, W)
         if png:  # one file per frame, numbered in the input's numbering
-            paths += [p for i in range(len(chunk)) for p in write_frames(chunk[i : i + 1], out, fmt, first + (done + i) * interval, overwrite=overwrite)]
+            paths += [p for i in range(len(written)) for p in write_frames(written[i : i + 1], out, fmt, first + (done + i) * interval, overwrite=overwrite)]
         if keep_all:
-            kept.append(chunk)
+            kept.append(written)
         gif_pred.append(chunk[(-done) % every :: every].clone())  # frames 0, every, 2*every, ...; a copy frees the chunk
         done += len(chunk)
     pred = torch.cat(kept) if keep_all else None  # (K, C, H, W)
@@ -300,18 +346,21 @@ def predict_to_directory(
     gif = save_comparison_gif(context, None if future is None else torch.from_numpy(future[::every]), torch.cat(gif_pred),
                               out / "prediction.gif", overwrite=overwrite)
     metrics = None
-    if future is not None:
+    if scored is not None:
         acc = MetricAccumulator()
-        acc.update(pred[None], torch.from_numpy(future)[None])
+        acc.update(pred[None], scored[None])
         per_horizon = {m: [float(v) for v in values] for m, values in acc.per_horizon().items()}
         metrics = {"horizon": list(range(1, steps + 1)), **per_horizon, "mean": acc.summary(),
                    "checkpoint": str(predictor.checkpoint.get("path")), "frames": str(frames), "truth": str(truth),
-                   "context": min(predictor.context, len(observed))}
-        target = out / "metrics.json"
-        if target.exists() and not overwrite:
-            raise GanlstmError(f"{target} already exists; pass --overwrite to replace it.")
-        atomic_write_bytes(target, (json.dumps(metrics, indent=2) + "\n").encode())
-    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics}
+                   "context": min(predictor.context, len(observed)),
+                   "output_size": list(out_hw), "model_size": list(report.model_shape[1:])}
+        _write_json(out / "metrics.json", metrics, overwrite)
+    record = report.record(output_size)
+    prediction = None
+    if record["conversions"]:  # what was done to the frames, beside them
+        prediction = {"frames": str(frames), "checkpoint": str(predictor.checkpoint.get("path")), **record}
+        _write_json(out / "prediction.json", prediction, overwrite)
+    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction}
 
 
 __all__ = ["Predictor", "predict_to_directory", "default_checkpoint", "DEFAULT_CHECKPOINT"]

@@ -137,6 +137,11 @@ def projection_quality(G: nn.Module, frames: Tensor | np.ndarray, steps: int = 2
                           for i in range(0, len(x), batch_size)])
         G.train(was_training)
     out = {k: float(m[k].mean()) for k in ("ssim", "mse", "mse_pixel", "psnr")}
+    from .metrics import MetricAccumulator
+
+    acc = MetricAccumulator()
+    acc.update(recon.unsqueeze(0).cpu(), x.unsqueeze(0).cpu())  # one "window" of N frames
+    out["sharpness"] = acc.summary()["sharpness"]  # gradient energy of the projections over the frames' (1 = as sharp)
     out["hist_distance"] = intensity_distance(x, fake)
     out["frames"] = len(x)
     return out

@@ -43,6 +43,8 @@ def run_options(kind: str) -> Callable:
         click.option("--device", default=_R.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--amp", default=_R.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU)."),
         click.option("--save-every", default=_R.save_every, show_default=True, type=click.IntRange(0), help="Also write last.pt every N steps (0 = once per epoch)."),
+        click.option("--val-every", default=_R.val_every, show_default=True, type=click.IntRange(0),
+                     help="Validate (and write last.pt) every N steps instead of after every epoch (0 = every epoch)."),
         click.option("--skip-nonfinite", is_flag=True, help="Skip a batch whose loss is NaN/Inf instead of stopping."),
         click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True)."),
         click.option("--num-workers", default=_R.num_workers, show_default=True, type=click.IntRange(0), help="DataLoader worker processes."),
@@ -86,6 +88,7 @@ def run_config(o: dict) -> RunConfig:
     return RunConfig(out=str(o["out"]), epochs=o["epochs"], max_steps=o["max_steps"], batch_size=o["batch_size"], seed=o["seed"],
                      split_seed=o["split_seed"],
                      device=o["device"], amp=o["amp"], num_workers=o["num_workers"], save_every=o["save_every"],
+                     val_every=o.get("val_every", 0),
                      threads=o["threads"], skip_nonfinite=o["skip_nonfinite"], deterministic=o["deterministic"])
 
 

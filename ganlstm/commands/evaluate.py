@@ -30,7 +30,7 @@ def evaluate(checkpoints, data, context, horizon, out, split, size, batch_size, 
     K frames). Writes OUT/metrics.csv (model, horizon, metric, value), OUT/metrics.json and
     OUT/metrics.png, and prints horizons 1, K/2, K and the mean.
     """
-    from ..evaluation import check_outputs, evaluate_checkpoints, format_table, write_metrics
+    from ..evaluation import check_outputs, evaluate_checkpoints, format_table, persistence_warnings, write_metrics
 
     if not overwrite and data.is_dir() and data.resolve() in (out.resolve(), *out.resolve().parents):
         # metrics.png inside a frame collection would be read back as a frame (or a whole sequence) next time.
@@ -41,6 +41,8 @@ def evaluate(checkpoints, data, context, horizon, out, split, size, batch_size, 
     paths = write_metrics(result, out, overwrite=overwrite)
     click.echo(format_table(result) + f"\n(split: {result.info['split']}, {len(result.info['sequence_names'])} sequences)")
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    for line in persistence_warnings(result):
+        click.echo(line, err=True)
 
 
 def _parse_named(values: tuple[str, ...]) -> dict[str, str]:

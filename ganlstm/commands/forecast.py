@@ -162,15 +162,36 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
 @click.option("--anchor-decay", type=click.FloatRange(0, 1), metavar="D",
               help=ANCHOR_HELP + " Default: the checkpoint's (the shipped GAN-LSTM: 0.5); 0 shows the generator's frames as drawn.")
+@click.option("--output-size", default="model", show_default=True, type=click.Choice(["model", "native"]),
+              help="Write the predicted frames at the model's size, or resized back (bilinear) to the input's H x W. "
+                   "Colour is never invented: a grayscale model's frames stay grayscale.")
 @limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
-            device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None) -> None:
-    """Predict the frames that follow a sequence."""
-    from ..predictor import predict_to_directory
+            device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None,
+            output_size: str) -> None:
+    """Predict the frames that follow a sequence.
 
-    result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
-                                  device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
-                                  anchor_decay=anchor_decay)
+    The model predicts at its own size and channels; when the input's differ, one warning on
+    stderr names the conversions, and prediction.json in --out records them.
+    """
+    import warnings
+
+    from ..predictor import predict_to_directory
+    from ..resolution import ResolutionWarning
+
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResolutionWarning)
+            result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
+                                          device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
+                                          anchor_decay=anchor_decay, output_size=output_size)
+    finally:  # the conversions are said even when a later step fails; other warnings go on as raised
+        for w in caught:
+            if issubclass(w.category, ResolutionWarning):
+                click.echo(f"warning: {w.message}", err=True)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     click.echo(f"wrote {steps} predicted frames to {result['out']} (animation: {result['gif']})")
     if result["metrics"]:
         mean = result["metrics"]["mean"]

@@ -19,7 +19,8 @@ _G, _T, _F = GanConfig(), GanTrainConfig(), FrameOptions()
 
 # Options that define the model or how it trains; on --resume they come from the checkpoint.
 _FROM_CHECKPOINT = ("data", "size", "channels", "nz", "latent_grid", "ngf", "ndf", "spectral_norm", "loss", "r1", "diffaug", "ema",
-                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
+                    "lr_g", "lr_d", "interval", "scaling", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels",
+                    "encoder", "recon_weight", "ada_target", "init", "freeze_d", "time_split")
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -46,6 +47,16 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 @click.option("--r1", default=_T.r1, show_default=True, type=float, help="R1 penalty weight (0 = off).")
 @click.option("--diffaug", default=_T.diffaug, show_default=True, help="DiffAugment ops, e.g. translation,cutout,brightness ('' = none).")
 @click.option("--ema", default=_T.ema, show_default=True, type=float, help="EMA decay of the saved generator (0 = off).")
+@click.option("--encoder", default=_G.encoder, show_default=True, type=click.IntRange(0),
+              help="Width of a frame encoder E trained beside G so that G(E(x)) ~ x; stage two's reader starts from it (0 = none).")
+@click.option("--recon-weight", default=_T.recon_weight, show_default=True, type=click.FloatRange(0),
+              help="Weight of the reconstruction term G(E(x)) ~ x beside the adversarial loss (needs --encoder).")
+@click.option("--ada-target", default=_T.ada_target, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Adaptive augmentation (ADA): p follows E[sign(D(real))] towards this target (0 = off; 0.6 in StyleGAN2-ADA).")
+@click.option("--init", default=_T.init, help="Fine-tune from this train-gan checkpoint (its architecture; optimisers start fresh).")
+@click.option("--freeze-d", default=_T.freeze_d, show_default=True, type=click.IntRange(0),
+              help="FreezeD: keep the discriminator's first N convolution blocks fixed (with --init).")
+@click.option("--time-split", is_flag=True, help="One movie: train on its start, hold out its continuation (val/test fractions of its frames).")
 @click.option("--lr-g", default=_T.lr_g, show_default=True, type=float)
 @click.option("--lr-d", default=_T.lr_d, show_default=True, type=float)
 @click.option("--val-fraction", default=_T.val_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out to score epochs (picks best.pt).")
@@ -65,11 +76,12 @@ def train_gan(ctx: click.Context, **o) -> None:
     elif not o["data"]:
         raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
     model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"], latent_grid=int(o["latent_grid"]),
-                      spectral_norm=o["spectral_norm"])
+                      spectral_norm=o["spectral_norm"], encoder=o["encoder"])
     data = FrameOptions(size=model.image_size, channels=model.channels, interval=o["interval"], scaling=o["scaling"], **frame_limits(o))
     cfg = GanTrainConfig(model=model, data=data, data_path=str(o["data"] or ""), loss=o["loss"], r1=o["r1"], diffaug=o["diffaug"],
                          ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],
-                         test_fraction=o["test_fraction"])
+                         test_fraction=o["test_fraction"], recon_weight=o["recon_weight"], ada_target=o["ada_target"],
+                         init=o["init"] or "", freeze_d=o["freeze_d"], time_split=o["time_split"])
     run_dir = run_training(cfg, run, resume=o["resume"])
     click.echo(f"run: {run_dir}  (decoder: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; samples in {run_dir / 'samples'})")
 

@@ -169,3 +169,38 @@ def split_by_sequence(
         "val": sorted(perm[n_test : n_test + n_val]),
         "test": sorted(perm[:n_test]),
     }
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_collection(
+    sequences: Sequence[tuple[str, np.ndarray]],
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    *,
+    time_split: bool = False,
+) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Named sequences -> ``{"train": [...], "val": [...], "test": [...]}`` of (name, (T, C, H, W)).
+
+    By default whole sequences go to one split (:func:`split_by_sequence`). ``time_split`` cuts
+    a single sequence, a movie, in time instead: its first frames train, the next
+    ``val_fraction`` of them validate and the last ``test_fraction`` test, named
+    ``<name>@train``, ``<name>@val`` and ``<name>@test``. The continuation is then truly unseen.
+    """
+    if not time_split:
+        idx = split_by_sequence([name for name, _ in sequences], val_fraction, test_fraction, seed)
+        return {part: [sequences[i] for i in idx[part]] for part in SPLITS}
+    if len(sequences) != 1:
+        raise GanlstmError(f"a split in time needs exactly one sequence (a movie), found {len(sequences)}; "
+                           f"drop time_split to split a collection by sequence.")
+    name, seq = sequences[0]
+    n = len(seq)
+    n_val, n_test = int(round(val_fraction * n)), int(round(test_fraction * n))
+    if n - n_val - n_test < 1:
+        raise GanlstmError(f"{name}: {n} frames leave none to train on with val_fraction={val_fraction} and "
+                           f"test_fraction={test_fraction}; lower them or give a longer movie.")
+    cut = (0, n - n_val - n_test, n - n_test, n)
+    parts = {part: seq[a:b] for part, a, b in zip(SPLITS, cut[:-1], cut[1:])}  # each (T_part, C, H, W)
+    return {part: [(f"{name}@{part}", s)] if len(s) else [] for part, s in parts.items()}

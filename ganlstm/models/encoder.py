@@ -84,3 +84,19 @@ class LatentLift(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         x = self.linear(z).view(z.shape[0], self.features, FEATURE_SIZE, FEATURE_SIZE)  # (B, F, 8, 8)
         return self.conv(x)  # (B, F, 8, 8)
+
+
+class FrameReader(nn.Module):
+    """frames (B, C, S, S) in [-1, 1] -> generator latents (B, nz): a :class:`FrameEncoder` then a :class:`LatentHead`.
+
+    Stage one trains one beside G (``GanConfig.encoder`` = its width) so that G(E(x)) ~ x; its two
+    parts have exactly the shapes of the GAN-LSTM's ``encoder`` and ``read``, which start from them.
+    """
+
+    def __init__(self, channels: int, image_size: int, features: int, nz: int):
+        super().__init__()
+        self.encoder = FrameEncoder(channels, image_size, features)  # (B, C, S, S) -> (B, F, 8, 8)
+        self.read = LatentHead(features, nz)  # (B, F, 8, 8) -> (B, nz)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.read(self.encoder(x))  # (B, nz)

@@ -172,6 +172,21 @@ class GanLstm(Forecaster):
         self.generator.load_state_dict(generator.state_dict())
         return self
 
+    def load_reader(self, state: dict, path: str = "checkpoint") -> bool:
+        """Start the frame reader (encoder + read) from stage one's encoder E (a FrameReader state_dict).
+
+        Returns False, changing nothing, when E's width differs from the reader's (``hidden[0]``).
+        """
+        from ..checkpoint import load_state
+
+        own = {f"{part}.{k}": tuple(v.shape) for part, m in (("encoder", self.reading_encoder), ("read", self.read))
+               for k, v in m.state_dict().items()}
+        if {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != own:
+            return False
+        load_state(self.reading_encoder, {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}, name="E.encoder", path=path)
+        load_state(self.read, {k[len("read."):]: v for k, v in state.items() if k.startswith("read.")}, name="E.read", path=path)
+        return True
+
     def reader_loss(self, frames: Tensor, *, alpha: float = 0.5, bright_weight: float = 0.0) -> dict[str, Tensor]:
         """``G(read(E(x))) ~ x`` on up to :data:`READER_BATCH` random frames of ``frames`` (N, C, H, W) in [0, 1]."""
         x = frames[torch.randperm(len(frames), device=frames.device)[:READER_BATCH]]  # (n, C, H, W)

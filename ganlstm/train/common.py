@@ -486,6 +486,7 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
         save("last.pt", dist_.gather(rng_state()) if dist_.enabled else None)
 
     def evaluate() -> None:
+        state.extra["evaluated_at"] = state.step
         if dist_.is_main:
             for m in task.models.values():
                 m.eval()
@@ -537,7 +538,10 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
                         log.write(row)
                         bar.set_postfix({k: f"{float(v):.3g}" for k, v in losses.items()} | {"img/s": f"{rate:.0f}"})
                     bar.update(1)
-                    if run.save_every and state.step % run.save_every == 0:
+                    if run.val_every and state.step % run.val_every == 0:
+                        evaluate()  # a bounded validation cost, whatever the epoch length
+                        save_last()
+                    elif run.save_every and state.step % run.save_every == 0:
                         save_last()
                     if dist_.all_true(not interrupt.flag) is False:
                         save_last()
@@ -547,11 +551,12 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
                 else:  # epoch finished
                     state.epoch += 1
                     state.batch_in_epoch = 0
-                    evaluate()
+                    if not run.val_every or state.step >= total:
+                        evaluate()
                     save_last()
                     continue
                 break  # max_steps reached mid-epoch
-            if state.batch_in_epoch:  # ended mid-epoch: evaluate the final weights too
+            if state.extra.get("evaluated_at") != state.step:  # evaluate the final weights too
                 evaluate()
             save_last()
     finally:

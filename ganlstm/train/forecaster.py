@@ -190,7 +190,7 @@ def resolve_config(cfg: ForecastTrainConfig) -> tuple[ForecastTrainConfig, dict 
 def load_data(cfg: ForecastTrainConfig, seed: int) -> tuple[ForecastTrainConfig, ForecastData]:
     """Read ``cfg.data_path``, split it by sequence, cut training windows; fixes ``model.image_size``/``channels``."""
     from ..data.frames import read_collection
-    from ..data.windows import WindowDataset, split_by_sequence
+    from ..data.windows import WindowDataset, split_collection
 
     if not cfg.data_path:
         raise GanlstmError("no training data given; pass --data DIR (frames, sequences, or `ganlstm simulate` output).")
@@ -199,12 +199,10 @@ def load_data(cfg: ForecastTrainConfig, seed: int) -> tuple[ForecastTrainConfig,
     if h != w:
         raise GanlstmError(f"{cfg.data_path}: frames are {h}x{w}, but the models need square frames; pass --size N to resize them.")
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, image_size=h, channels=c))
-    names = [name for name, _ in sequences]
-    idx = split_by_sequence(names, cfg.val_fraction, cfg.test_fraction, seed)
-    split = {part: [names[i] for i in ids] for part, ids in idx.items()}
-    train = [sequences[i][1] for i in idx["train"]]
-    windows = WindowDataset(train, cfg.context, cfg.horizon, cfg.stride)
-    val = [sequences[i][1] for i in idx["val"] if len(sequences[i][1]) >= cfg.context + cfg.horizon]
+    parts = split_collection(sequences, cfg.val_fraction, cfg.test_fraction, seed, time_split=cfg.time_split)
+    split = {part: [name for name, _ in named] for part, named in parts.items()}
+    windows = WindowDataset([s for _, s in parts["train"]], cfg.context, cfg.horizon, cfg.stride)
+    val = [s for _, s in parts["val"] if len(s) >= cfg.context + cfg.horizon]
     return cfg, ForecastData(train=windows, val=val, split=split)
 
 
@@ -412,6 +410,12 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
         from ..models.dcgan import load_generator
 
         model.load_generator(load_generator(gan_ckpt))
+        reader = gan_ckpt["models"].get("E")
+        if reader is not None and not model.load_reader(reader, path=str(gan_ckpt["path"])):
+            warnings.warn(f"{gan_ckpt['path']}'s encoder has another width than --hidden's first layer ({cfg.model.hidden[0]}); "
+                          f"the reader starts untrained. Pass --hidden {gan_ckpt['config']['train']['model']['encoder']},... to start from it.", stacklevel=2)
+        elif reader is not None:
+            _say(f"reader: starts from {gan_ckpt['path']}'s encoder", talk)
     steps_per_epoch = max(1, len(data.train) // dist_.world_size // run.batch_size)
     task = ForecastTask(cfg, run, model, device, dist_, data.val, total_steps(run, steps_per_epoch), steps_per_epoch)
     if ckpt is not None:

@@ -43,12 +43,14 @@ from torch import Tensor, nn
 from ..checkpoint import load_checkpoint
 from ..config import FrameOptions, GanTrainConfig, RunConfig, from_dict, to_dict
 from ..errors import GanlstmError
-from ..losses import d_loss, g_loss, r1_penalty
-from ..models.augment import DiffAugment
-from ..models.base import to_model_range
+from ..losses import d_loss, g_loss, pixel_loss, r1_penalty
+from ..models.augment import AdaptiveAugment, DiffAugment
+from ..models.base import to_model_range, to_unit_range
 from ..models.dcgan import build_discriminator, build_generator, gan_config_from_checkpoint, sample_latents
+from ..models.encoder import FrameReader
 from ..projection import projection_quality
 from ..viz import save_grid
+from .gan_health import GanHealth
 from .common import (
     Dist, FitState, autocast, check_finite, configure_cpu, ema_decay, enable_determinism, fit, make_grad_scaler, resolve_device,
     resolve_resume, restore, seed_everything, start_run, update_ema,
@@ -58,6 +60,7 @@ PROXY_FRAMES = 16  # validation frames inverted after every epoch
 PROXY_STEPS = 100
 PROXY_RESTARTS = 2
 GRID_SAMPLES = 64  # fixed-z samples drawn after every epoch (8 x 8 grid)
+RECON_ALPHA = 0.5  # the reconstruction term G(E(x)) ~ x is alpha*(1-SSIM) + (1-alpha)*MSE (the original project's 0.5)
 
 
 @dataclass
@@ -73,11 +76,11 @@ def frame_options(cfg: GanTrainConfig) -> FrameOptions:
     return dataclasses.replace(cfg.data, size=cfg.model.image_size, channels=cfg.model.channels)
 
 
-def split_sequences(sequences: list[tuple[str, np.ndarray]], cfg: GanTrainConfig, seed: int) -> dict[str, list[int]]:
-    """Split by sequence into train / val / test indices, the same way stage two splits the same data."""
-    from ..data.windows import split_by_sequence
+def split_sequences(sequences: list[tuple[str, np.ndarray]], cfg: GanTrainConfig, seed: int) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Split into train / val / test (name, frames), the same way stage two splits the same data."""
+    from ..data.windows import split_collection
 
-    return split_by_sequence([name for name, _ in sequences], cfg.val_fraction, cfg.test_fraction, seed)
+    return split_collection(sequences, cfg.val_fraction, cfg.test_fraction, seed, time_split=cfg.time_split)
 
 
 def load_gan_data(cfg: GanTrainConfig, seed: int) -> GanData:
@@ -92,8 +95,7 @@ def load_gan_data(cfg: GanTrainConfig, seed: int) -> GanData:
         raise GanlstmError("no training data given; pass --data DIR (frames, sequences, or `ganlstm simulate` output).")
     sequences = read_collection(cfg.data_path, frame_options(cfg))
     split = split_sequences(sequences, cfg, seed)
-    train = [sequences[i][1] for i in split["train"]]
-    return GanData(train=FrameDataset(train), val=[sequences[i] for i in split["val"]])
+    return GanData(train=FrameDataset([s for _, s in split["train"]]), val=split["val"])
 
 
 def spread_frames(sequences: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
@@ -121,7 +123,13 @@ class GanTask:
             raise GanlstmError(f"--ema {cfg.ema} must be in [0, 1) (0 disables the average: G_ema = G).")
         if cfg.r1 < 0:
             raise GanlstmError(f"--r1 {cfg.r1} must be >= 0 (0 disables the penalty).")
-        self.augment = DiffAugment(cfg.diffaug)
+        if cfg.recon_weight < 0 or (cfg.recon_weight and not cfg.model.encoder):
+            raise GanlstmError(f"--recon-weight {cfg.recon_weight} needs an encoder beside G: pass --encoder 32 (its width), "
+                               f"or --recon-weight 0 for the plain DCGAN.")
+        if cfg.ada_target and cfg.diffaug:
+            raise GanlstmError("--ada-target and --diffaug both augment D's input; use one of them.")
+        self.ada = AdaptiveAugment(cfg.ada_target).to(device) if cfg.ada_target else None
+        self.augment = self.ada if self.ada is not None else DiffAugment(cfg.diffaug)
         g = build_generator(cfg.model)
         self.G_ema = build_generator(cfg.model).to(device).requires_grad_(False)
         self.G_ema.load_state_dict(g.state_dict())
@@ -129,16 +137,27 @@ class GanTask:
         self.G_raw = self.G.module if isinstance(self.G, nn.parallel.DistributedDataParallel) else self.G  # for the EMA
         # D runs twice before each backward (reals, fakes) and is never used in eval mode: its BatchNorm
         # running statistics are never read, so each rank keeps its own (see Dist.prepare).
-        self.D = dist_.prepare(build_discriminator(cfg.model), device, broadcast_buffers=False)
+        d = build_discriminator(cfg.model)
+        freeze_discriminator(d, cfg.freeze_d)
+        self.D = dist_.prepare(d, device, broadcast_buffers=False)
         self.models = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+        self.E = None
+        if cfg.model.encoder:  # a frame reader beside G: G(E(x)) ~ x
+            m = cfg.model
+            self.E = dist_.prepare(FrameReader(m.channels, m.image_size, m.encoder, m.nz), device)
+            self.models["E"] = self.E
+        if self.ada is not None:
+            self.models["ada"] = self.ada  # its p is a buffer: checkpoints carry it, resume continues it
         betas = (cfg.beta1, cfg.beta2)
+        e_params = list(self.E.parameters()) if self.E is not None else []
         self.optimizers = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas),
+            "G": torch.optim.Adam([*self.G.parameters(), *e_params], lr=cfg.lr_g, betas=betas),
+            "D": torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad], lr=cfg.lr_d, betas=betas),
         }
         # One scaler per loss: an overflow in D's backward must not skip G's step, or vice versa.
         self.scalers = {k: make_grad_scaler(device, run.amp) for k in ("G", "D")}
-        self.g_params = list(self.G.parameters())
+        self.g_params = [*self.G.parameters(), *e_params]
+        self.health = GanHealth(device)
         self.fixed_z = sample_latents(GRID_SAMPLES, cfg.model.nz, run.seed, device)  # the same grid every epoch
         self.proxy_frames = spread_frames(val, PROXY_FRAMES) if val else None
         self.steps_per_epoch = steps_per_epoch
@@ -157,11 +176,18 @@ class GanTask:
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor]:
         """One D step and one G step on a batch of frames (B, C, S, S) in [0, 1]."""
         real = to_model_range(batch.to(self.device, non_blocking=True).float())  # (B, C, S, S) in [-1, 1]
-        z = torch.randn(real.shape[0], self.cfg.model.nz, device=self.device)
+        b = real.shape[0]
+        z = torch.randn(b, self.cfg.model.nz, device=self.device)
+        z_read = None
         with self._precision():
-            fake = self.G(z)  # (B, C, S, S); one G forward serves both steps
+            if self.E is None:
+                fake = self.G(z)  # (B, C, S, S); one G forward serves both steps
+            else:
+                z_read = self.E(real)  # (B, nz)
+                both = self.G(torch.cat([z, z_read]))  # (2B, C, S, S): samples and reconstructions share BatchNorm statistics
+                fake = both[:b]
         out = self.d_step(real, fake.detach())
-        out.update(self.g_step(fake))
+        out.update(self.g_step(fake, real, None if z_read is None else both[b:], z_read))
         update_ema(self.G_ema, self.G_raw, ema_decay(self.cfg.ema, step))
         return out
 
@@ -176,6 +202,10 @@ class GanTask:
             fake_logits = self.D(self.augment(fake)).float()  # (B,)
             loss = d_loss(real_logits, fake_logits, self.cfg.loss)
         out = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        self._logits = (real_logits.detach(), fake_logits.detach())
+        if self.ada is not None:
+            self.ada.observe(real_logits.detach())
+            out["ada_p"] = self.ada.p.detach().clone()
         if use_r1:
             penalty = r1_penalty(real_logits, real)
             loss = loss + 0.5 * self.cfg.r1 * penalty  # gamma/2 * ||grad||^2, Mescheder et al.'s convention
@@ -183,24 +213,91 @@ class GanTask:
         self._step("D", loss)
         return out
 
-    def g_step(self, fake: Tensor) -> dict[str, Tensor]:
-        """Update G through D's verdict on the (augmented) generated frames; D's weights get no gradient."""
+    def g_step(self, fake: Tensor, real: Tensor | None = None, recon: Tensor | None = None,
+               z_read: Tensor | None = None) -> dict[str, Tensor]:
+        """Update G (and E) through D's verdict on the (augmented) generated frames; D's weights get no gradient.
+
+        With an encoder, ``recon`` = G(E(real)) (B, C, S, S) must reproduce ``real``, and the readings
+        ``z_read`` (B, nz) are pulled towards the N(0, I) moments G samples from, so that stage two's
+        reader starts inside the region G draws well.
+        """
         no_sync = self.D.no_sync() if isinstance(self.D, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
         with no_sync, self._precision():
-            loss = g_loss(self.D(self.augment(fake)).float(), self.cfg.loss)
+            adv = g_loss(self.D(self.augment(fake)).float(), self.cfg.loss)
+        out = {"g_loss": adv.detach()}
+        loss = adv
+        if recon is not None:
+            rec = pixel_loss(to_unit_range(recon.float()), to_unit_range(real), alpha=RECON_ALPHA)
+            z = z_read.float()
+            moments = z.mean(0).pow(2).mean() + (z.var(0) - 1).pow(2).mean()
+            loss = loss + self.cfg.recon_weight * rec + moments
+            out.update(recon=rec.detach(), latent_moments=moments.detach())
         self._step("G", loss, inputs=self.g_params)
-        return {"g_loss": loss.detach()}
+        self.health.observe(*self._logits, adv)
+        return out
 
     def evaluate(self, epoch: int, step: int, run_dir: Path) -> dict[str, float]:
         """Write the fixed-z grid of G_ema; return the projection proxy on validation frames (``score`` = its MSE)."""
         G = self.G_ema
         name = f"epoch_{epoch:04d}" + ("" if step % self.steps_per_epoch == 0 else f"_step_{step:07d}")
         scale = max(1, 64 // G.image_size)
-        save_grid(G.render(self.fixed_z), run_dir / "samples" / f"{name}.png", nrow=8, scale=scale, overwrite=True)
+        samples = G.render(self.fixed_z)  # (64, C, S, S) in [0, 1]
+        save_grid(samples, run_dir / "samples" / f"{name}.png", nrow=8, scale=scale, overwrite=True)
+        real = None if self.proxy_frames is None else torch.from_numpy(self.proxy_frames)
+        health = self.health.check(step, samples.cpu(), real, run_dir)
         if self.proxy_frames is None:
-            return {}
+            return health
         q = projection_quality(G, self.proxy_frames, steps=PROXY_STEPS, restarts=PROXY_RESTARTS, seed=0)
-        return {"proj_ssim": q["ssim"], "proj_mse": q["mse"], "hist_distance": q["hist_distance"], "score": q["mse"]}
+        out = {"proj_ssim": q["ssim"], "proj_mse": q["mse"], "hist_distance": q["hist_distance"], **health}
+        if self.E is not None:
+            out.update(reader_quality(G, self.E, real.to(self.device)))
+        return {**out, "score": q["mse"]}
+
+
+def freeze_discriminator(D: nn.Module, blocks: int) -> None:
+    """FreezeD (Mo, Cho & Shin 2020): fix the first ``blocks`` convolutions of D (and their BatchNorm) when fine-tuning."""
+    if blocks < 0:
+        raise GanlstmError(f"--freeze-d {blocks} must be >= 0 (0 trains all of D).")
+    convs = [i for i, m in enumerate(D.net) if isinstance(m, nn.Conv2d)]
+    if blocks >= len(convs):
+        raise GanlstmError(f"--freeze-d {blocks} would freeze all {len(convs)} convolutions of D; pass at most {len(convs) - 1}.")
+    if blocks:
+        D.net[: convs[blocks]].requires_grad_(False)
+
+
+def init_architecture(cfg: GanTrainConfig, init: dict) -> GanTrainConfig:
+    """``cfg`` with the architecture of the checkpoint it fine-tunes (``--init``); size and channels must agree."""
+    model = gan_config_from_checkpoint(init)
+    if (model.image_size, model.channels) != (cfg.model.image_size, cfg.model.channels):
+        raise GanlstmError(f"--init {init['path']} draws {model.channels}x{model.image_size}px frames but {cfg.model.channels}x"
+                           f"{cfg.model.image_size}px were asked for; pass --size {model.image_size} --channels {model.channels}, "
+                           f"or train from scratch without --init.")
+    encoder = cfg.model.encoder if "E" not in init["models"] else model.encoder
+    return dataclasses.replace(cfg, model=dataclasses.replace(model, encoder=encoder))
+
+
+def load_init(task: GanTask, init: dict) -> None:
+    """Start G, G_ema, D (and E, when the checkpoint has one) from ``init``'s weights; optimisers start fresh."""
+    from ..checkpoint import load_state
+
+    for name in ("G", "G_ema", "D", "E"):
+        module = task.models.get(name)
+        if module is not None and name in init["models"]:
+            target = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+            load_state(target, init["models"][name], name=name, path=init["path"])
+
+
+@torch.no_grad()
+def reader_quality(G: nn.Module, E: nn.Module, frames: Tensor) -> dict[str, float]:
+    """MSE (per-frame sum) and SSIM of G(E(x)) against held-out frames (N, C, S, S) in [0, 1]: one pass, no inversion."""
+    from ..metrics import MetricAccumulator
+
+    E_raw = E.module if isinstance(E, nn.parallel.DistributedDataParallel) else E
+    recon = to_unit_range(G(E_raw(to_model_range(frames))))  # (N, C, S, S)
+    acc = MetricAccumulator()
+    acc.update(recon[:, None].cpu(), frames[:, None].cpu())
+    mean = acc.summary()
+    return {"reader_mse": mean["mse"], "reader_ssim": mean["ssim"]}
 
 
 def saved_configs(ckpt: dict) -> tuple[GanTrainConfig, RunConfig]:
@@ -238,6 +335,10 @@ def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None) ->
         # because the data order is a function of (seed, epoch, batch size). Budget and device come from `run`.
         cfg, saved = saved_configs(ckpt)
         run = dataclasses.replace(run, seed=saved.seed, split_seed=saved.split_seed, batch_size=saved.batch_size)
+    init = None
+    if cfg.init and ckpt is None:
+        init = load_checkpoint(cfg.init, kind=GanTask.kind)
+        cfg = init_architecture(cfg, init)
     data = load_gan_data(cfg, run.resolved_split_seed)  # before any directory is created: bad data leaves nothing behind
     if not data.val:
         warnings.warn("no validation sequences (too few sequences or val_fraction=0): no projection score and no best.pt", stacklevel=2)
@@ -251,6 +352,8 @@ def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None) ->
         run_dir = start_run(GanTask.name, GanTask.kind, run, None, task.config)[0] if dist_.is_main else None
         run_dir = Path(dist_.broadcast(str(run_dir) if run_dir else None))
         state = FitState()
+        if init is not None:
+            load_init(task, init)
     if dist_.rank:
         # Ranks draw different noise (restore() gave every rank rank 0's RNG).
         torch.manual_seed(run.seed * 1_000_003 + dist_.rank * 7919 + state.step)
@@ -291,7 +394,7 @@ def evaluate_gan(checkpoint: str | Path, data_path: str | Path | None = None, *,
     data_path = data_path or cfg.data_path
     sequences = read_collection(data_path, frame_options(cfg))
     if split != "all":
-        chosen = [sequences[i] for i in split_sequences(sequences, cfg, run.resolved_split_seed)[split]]
+        chosen = split_sequences(sequences, cfg, run.resolved_split_seed)[split]
         if not chosen:
             raise GanlstmError(f"{data_path}: the {split} split is empty ({len(sequences)} sequences); use --split all or another split.")
         sequences = chosen

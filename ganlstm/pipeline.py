@@ -1,0 +1,316 @@
+"""``ganlstm fit``: from a user's frames to a scored GAN-LSTM in one resumable command.
+
+The stages stay the separate commands they are (``train-gan``, ``train-encoder``,
+``train-baseline``, ``evaluate``); this module runs them in order on one wall-clock budget:
+
+1. **inspect** the data: a collection is split by sequence; a single movie (GIF, MP4, FITS
+   cube, frame folder) is cut in time, training on its start and testing on its continuation.
+   Colour is kept when the frames are colour; every change of size or colour is said.
+2. **stage one**: the prior, with an encoder beside G (G(E(x)) ~ x) and adaptive
+   augmentation, the recipe measured best on small data (docs/benchmarks.md);
+3. **stage two**: the GAN-LSTM, its reader starting from stage one's encoder;
+4. **baseline**: the pixel ConvLSTM, same windows and losses;
+5. **anchor**: residual anchoring's decay chosen on the validation windows;
+6. **report**: every model, persistence and linear on the held-out windows; a per-horizon
+   table, ``metrics.png``, ``comparison.gif``, and plain warnings where the GAN-LSTM loses to
+   copy-last-frame or stage one failed.
+
+Budget: each training stage gets a fixed share of ``--budget`` (:data:`BUDGET_SHARES`),
+turned into a step count by timing a few steps of that stage (:func:`calibrate`), so a
+resumed run trains to the same step counts. ``fit.json`` records the settings, the split of the
+budget, the steps and every finished stage; running the same command again resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import atomic_write_bytes
+from .config import FitConfig, ForecasterConfig, ForecastTrainConfig, FrameOptions, GanConfig, GanTrainConfig, RunConfig, to_dict
+from .errors import GanlstmError
+
+STATE_FILE = "fit.json"
+BUDGET_SHARES = {"gan": 0.40, "gan_lstm": 0.30, "convlstm": 0.20}  # the rest: calibration, anchor choice, evaluation
+VAL_SHARE = 0.10  # of a stage's share kept for its validations
+VALIDATIONS = 5  # per training stage
+READER_WARMUP_SHARE = 0.2  # of stage two's steps train the reader alone (it starts from stage one's encoder)
+PROBE_STEPS = 8
+STAGE_ALPHA = 0.8  # stage two's pixel loss: alpha*(1-SSIM) + (1-alpha)*MSE (the shipped recipe)
+GDL_WEIGHT = 6.0  # gradient-difference term of the shipped recipe
+LATENT_CAP = 1.0
+EMA = 0.999
+MIN_STEPS = 10
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- inspection
+
+
+@dataclasses.dataclass
+class DataPlan:
+    """What fit reads and how it splits it."""
+
+    opts: FrameOptions
+    time_split: bool
+    sequences: int
+    frames: int
+    native: tuple[int, int, int]  # (C, H, W) of the first frame as stored
+    notes: list[str]
+
+
+def inspect_data(cfg: FitConfig) -> DataPlan:
+    """Read the data once at the working size; decide channels and the kind of split, and say what changes."""
+    from .data.frames import read_collection, read_sequence
+
+    base = FrameOptions(size=None, channels=3, interval=cfg.interval, scaling="none" if cfg.scaling == "none" else "minmax")
+    path = Path(cfg.data)
+    first_path = path if not path.is_dir() or _is_frame_dir(path) else next(iter(sorted(p for p in path.iterdir() if not p.name.startswith("."))), path)
+    native_frame = read_sequence(first_path, dataclasses.replace(base, max_frames=10**9))[:1]  # (1, 3, H, W)
+    h, w = native_frame.shape[-2:]
+    opts = FrameOptions(size=cfg.size, channels=3, interval=cfg.interval, scaling=cfg.scaling)
+    sequences = read_collection(cfg.data, opts)
+    colour = any(float(np.abs(s[:, 0] - s[:, 1]).max()) > 1e-6 or float(np.abs(s[:, 1] - s[:, 2]).max()) > 1e-6 for _, s in sequences)
+    channels = cfg.channels or (3 if colour else 1)
+    notes = []
+    if channels == 1 and colour:
+        notes.append("the frames are colour but --channels 1 was asked for: converted to grayscale (ITU-R BT.601 luma)")
+    if (h, w) != (cfg.size, cfg.size):
+        change = "shrunk" if max(h, w) > cfg.size else "enlarged"
+        aspect = "" if h == w else f" (their {w}:{h} aspect ratio is not kept)"
+        notes.append(f"frames are {w}x{h} px, {change} to the model's {cfg.size}x{cfg.size}{aspect}; pass --size to choose another size")
+    opts = dataclasses.replace(opts, channels=channels)
+    total = sum(len(s) for _, s in sequences)
+    return DataPlan(opts=opts, time_split=len(sequences) == 1, sequences=len(sequences), frames=total,
+                    native=(3 if colour else 1, h, w), notes=notes)
+
+
+def _is_frame_dir(path: Path) -> bool:
+    from .data.frames import is_sequence_path
+
+    return is_sequence_path(path)
+
+
+# ---------------------------------------------------------------- stage configs
+
+
+def gan_config(cfg: FitConfig, plan: DataPlan) -> GanTrainConfig:
+    model = GanConfig(image_size=cfg.size, channels=plan.opts.channels, nz=cfg.nz, ngf=cfg.width, ndf=cfg.width,
+                      latent_grid=cfg.latent_grid, encoder=cfg.width if cfg.recon_weight else 0)
+    return GanTrainConfig(model=model, data=plan.opts, data_path=str(cfg.data), recon_weight=cfg.recon_weight,
+                          ada_target=cfg.ada_target, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                          time_split=plan.time_split)
+
+
+def forecast_config(cfg: FitConfig, plan: DataPlan, model: str, gan_checkpoint: str = "", reader_warmup: int = 0) -> ForecastTrainConfig:
+    gan_lstm = model == "gan_lstm"
+    fc = ForecasterConfig(model=model, hidden=(cfg.width, cfg.width), latent_cap=LATENT_CAP if gan_lstm else 0.0)
+    return ForecastTrainConfig(model=fc, data=plan.opts, data_path=str(cfg.data), gan_checkpoint=gan_checkpoint,
+                               context=cfg.context, horizon=cfg.horizon, alpha=STAGE_ALPHA, gdl_weight=GDL_WEIGHT, ema=EMA,
+                               reader_warmup=reader_warmup if gan_lstm else 0, val_fraction=cfg.val_fraction,
+                               test_fraction=cfg.test_fraction, time_split=plan.time_split)
+
+
+def run_config(cfg: FitConfig, out: Path, steps: int, batch_size: int, *, progress: bool = True) -> RunConfig:
+    return RunConfig(out=str(out), max_steps=steps, batch_size=batch_size, seed=cfg.seed, device=cfg.device, amp=cfg.amp,
+                     threads=cfg.threads, val_every=max(1, steps // VALIDATIONS), progress=progress)
+
+
+def _train(stage: str, train_cfg: Any, run: RunConfig, resume: str | None = None) -> Path:
+    if stage == "gan":
+        from .train.gan import train_gan
+
+        return train_gan(train_cfg, run, resume=resume)
+    from .train.forecaster import train_forecaster
+
+    return train_forecaster(train_cfg, run, resume=resume)
+
+
+def calibrate(stage: str, train_cfg: Any, cfg: FitConfig, batch_size: int, warmup: int = 0) -> tuple[float, float]:
+    """Seconds per training step of ``stage`` (reader-only steps, forecasting steps), timed on a throwaway run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        steps = PROBE_STEPS + warmup
+        run = dataclasses.replace(run_config(cfg, Path(tmp), steps, batch_size, progress=False), log_every=1, val_every=10**9)
+        if warmup:
+            train_cfg = dataclasses.replace(train_cfg, reader_warmup=warmup)
+        run_dir = _train(stage, train_cfg, run)
+        rows = _read_log(run_dir / "log.csv")
+    # samples_per_s is cumulative since the first step: elapsed(k) = k * batch / rate(k).
+    elapsed = {int(r["step"]): int(r["step"]) * batch_size / float(r["samples_per_s"]) for r in rows}
+    t_first = (elapsed[warmup] - elapsed[1]) / max(warmup - 1, 1) if warmup > 1 else 0.0
+    t_main = (elapsed[steps] - elapsed[warmup + 2]) / (steps - warmup - 2)
+    return t_first, t_main
+
+
+def _read_log(path: Path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------- state
+
+
+class FitState:
+    """``fit.json``: settings, budget split, calibrated steps and finished stages; rewritten after every stage."""
+
+    def __init__(self, out: Path, cfg: FitConfig, overwrite: bool):
+        self.path = out / STATE_FILE
+        settings = to_dict(cfg)
+        if self.path.exists() and not overwrite:
+            saved = json.loads(self.path.read_text())
+            if saved.get("settings") != json.loads(json.dumps(settings)):
+                diff = sorted(k for k in settings if saved.get("settings", {}).get(k) != json.loads(json.dumps(settings[k])))
+                raise GanlstmError(f"{out} holds a fit with other settings ({', '.join(diff)} differ); run the same command to "
+                                   f"resume it, choose another --out, or pass --overwrite to start over.")
+            self.data = saved
+            _say(f"resuming the fit in {out} (finished: {', '.join(saved['done']) or 'nothing yet'})")
+        else:
+            if out.exists() and any(out.iterdir()):
+                if not overwrite:
+                    raise GanlstmError(f"--out {out} is not empty and holds no fit; choose another --out or pass --overwrite.")
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+            self.data = {"settings": settings, "budget_minutes": {k: round(v * cfg.budget, 2) for k, v in BUDGET_SHARES.items()},
+                         "steps": {}, "runs": {}, "done": [], "seconds": {}}
+            self.save()
+
+    def save(self) -> None:
+        atomic_write_bytes(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
+
+    def finish(self, stage: str, seconds: float, **facts: Any) -> None:
+        self.data["done"].append(stage)
+        self.data["seconds"][stage] = round(seconds, 1)
+        self.data.update(facts)
+        self.save()
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def run_fit(cfg: FitConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) the whole pipeline into ``cfg.out``; returns the report's facts (see module docstring)."""
+    from .train.common import torch_threads
+
+    if not cfg.data or not cfg.out:
+        raise GanlstmError("fit needs --data (your frames) and --out (a directory for the runs and the report).")
+    if cfg.budget <= 0:
+        raise GanlstmError(f"--budget {cfg.budget} minutes is not positive; pass e.g. --budget 45m.")
+    out = Path(cfg.out)
+    plan = inspect_data(cfg)  # before anything is written: bad data leaves nothing behind
+    state = FitState(out, cfg, overwrite)
+    kind = "one movie, split in time" if plan.time_split else f"{plan.sequences} sequences, split by sequence"
+    _say(f"data: {cfg.data}: {kind}, {plan.frames} frames (after --interval), {plan.native[0]}x{plan.native[1]}x{plan.native[2]} as stored, "
+         f"read as {plan.opts.channels}x{cfg.size}x{cfg.size}")
+    for note in plan.notes:
+        _say(f"note: {note}")
+    state.data.update(data_plan={"time_split": plan.time_split, "sequences": plan.sequences, "frames": plan.frames,
+                                 "native_chw": list(plan.native), "channels": plan.opts.channels, "notes": plan.notes})
+    state.save()
+    stages = out / "stages"
+    with torch_threads(cfg.threads):
+        gan_dir = _stage(state, "gan", gan_config(cfg, plan), cfg, stages, cfg.gan_batch_size)
+        gan_ckpt = _best(gan_dir)
+        lstm_cfg = forecast_config(cfg, plan, "gan_lstm", gan_checkpoint=str(gan_ckpt))
+        lstm_dir = _stage(state, "gan_lstm", lstm_cfg, cfg, stages, cfg.batch_size)
+        conv_dir = _stage(state, "convlstm", forecast_config(cfg, plan, "convlstm"), cfg, stages, cfg.batch_size)
+        if "anchor" not in state.data["done"]:
+            t0 = time.perf_counter()
+            decay, scores = choose_anchor(_best(lstm_dir), cfg)
+            state.finish("anchor", time.perf_counter() - t0, anchor={"decay": decay, "val_mean_mse": scores})
+        from .report import write_report
+
+        return write_report(out, cfg, state.data, gan_ckpt, _best(lstm_dir), _best(conv_dir))
+
+
+def _best(run_dir: Path) -> Path:
+    return run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+
+
+def _stage(state: FitState, stage: str, train_cfg: Any, cfg: FitConfig, stages: Path, batch_size: int) -> Path:
+    """Train one stage to its calibrated step count, resuming its run if one was started; returns its run directory."""
+    runs = state.data["runs"]
+    if stage in state.data["done"]:
+        return Path(runs[stage])
+    t0 = time.perf_counter()
+    if stage not in state.data["steps"]:
+        _say(f"{stage}: timing a few steps to fit its {state.data['budget_minutes'][stage]:g} minutes")
+        state.data["steps"][stage] = _steps_for(stage, train_cfg, cfg, batch_size, state.data["budget_minutes"][stage] * 60)
+        state.save()
+    steps = state.data["steps"][stage]
+    if stage == "gan_lstm":
+        train_cfg = dataclasses.replace(train_cfg, reader_warmup=int(READER_WARMUP_SHARE * steps))
+    run = run_config(cfg, stages, steps, batch_size)
+    resume = runs.get(stage) if runs.get(stage) and (Path(runs[stage]) / "last.pt").exists() else None
+    _say(f"{stage}: {steps} steps of batch {batch_size}" + (f", resuming {resume}" if resume else ""))
+    if not resume:
+        run_dir = _train_recording(state, stage, train_cfg, run)
+    else:
+        run_dir = _train(stage, train_cfg, run, resume=resume)
+    state.finish(stage, time.perf_counter() - t0)
+    return run_dir
+
+
+def _train_recording(state: FitState, stage: str, train_cfg: Any, run: RunConfig) -> Path:
+    """Start a stage's run and record its directory as soon as it exists, so an interruption can resume it."""
+    from .train import common
+
+    original = common.create_run_dir
+
+    def create(out: str | Path, name: str) -> Path:
+        run_dir = original(out, name)
+        state.data["runs"][stage] = str(run_dir)
+        state.save()
+        return run_dir
+
+    common.create_run_dir = create
+    try:
+        return _train(stage, train_cfg, run)
+    finally:
+        common.create_run_dir = original
+
+
+def _steps_for(stage: str, train_cfg: Any, cfg: FitConfig, batch_size: int, seconds: float) -> int:
+    train_seconds = seconds * (1 - VAL_SHARE)
+    if stage == "gan_lstm":
+        t_reader, t_forecast = calibrate(stage, train_cfg, cfg, batch_size, warmup=4)
+        per_step = READER_WARMUP_SHARE * t_reader + (1 - READER_WARMUP_SHARE) * t_forecast
+    else:
+        per_step = calibrate(stage, train_cfg, cfg, batch_size)[1]
+    return max(MIN_STEPS, int(train_seconds / max(per_step, 1e-6)))
+
+
+def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, float]]:
+    """The residual-anchoring decay with the lowest mean validation MSE; recorded in the checkpoint."""
+    from .checkpoint import load_checkpoint
+    from .data.frames import read_collection
+    from .data.windows import split_collection
+    from .evaluation import evaluate_models
+    from .train.forecaster import frame_options_of, load_forecaster, saved_configs, set_anchor_decay
+
+    ckpt = load_checkpoint(checkpoint, kind="forecaster")
+    train_cfg, run = saved_configs(ckpt)
+    sequences = read_collection(train_cfg.data_path, frame_options_of(ckpt))
+    val = split_collection(sequences, train_cfg.val_fraction, train_cfg.test_fraction, run.resolved_split_seed,
+                           time_split=train_cfg.time_split)["val"]
+    models = {f"{d:g}": load_forecaster(ckpt, "cpu", anchor_decay=d)[0] for d in cfg.anchor_decays}
+    result = evaluate_models(models, [s for _, s in val], cfg.context, cfg.horizon, device="cpu", stride=1)
+    scores = {name: round(result.mean[name]["mse"], 4) for name in models}
+    best = float(min(scores, key=scores.get))
+    set_anchor_decay(checkpoint, best)
+    _say(f"anchor: decay {best:g} (validation mean MSE " + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + ")")
+    return best, scores
+
+
+__all__ = ["run_fit", "inspect_data", "choose_anchor", "calibrate", "BUDGET_SHARES", "STATE_FILE"]
