@@ -34,13 +34,15 @@ def _as_frames(frames: Tensor | np.ndarray, G: nn.Module) -> Tensor:
 
 
 def project(G: nn.Module, frames: Tensor | np.ndarray, steps: int = 200, restarts: int = 4, lr: float = 0.05,
-            *, seed: int = 0, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+            *, seed: int = 0, batch_size: int = 64, starts: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Find latents whose generated frames best match ``frames`` (N, C, H, W) in [0, 1].
 
     For every frame, ``restarts`` latents drawn from N(0, I) are optimised jointly with Adam
     for ``steps`` steps on the per-pixel MSE (learning rate ``lr`` with cosine decay to 0,
     so the last steps refine rather than jitter); the start with the lowest final error wins.
     G is run in eval mode and never receives gradients. Deterministic for a given ``seed``.
+    ``starts`` (N, nz), e.g. an encoder's readings, adds one more start per frame (encoder-initialised
+    inversion, Zhu et al. ECCV 2020); the best of all starts still wins.
 
     Returns ``(z, recon)``: latents (N, nz) and reconstructions (N, C, H, W) in [0, 1],
     both on G's device.
@@ -58,7 +60,9 @@ def project(G: nn.Module, frames: Tensor | np.ndarray, steps: int = 200, restart
                 x = x_all[start : start + batch_size].to(device)  # (n, C, H, W)
                 # Each chunk gets its own seed so results do not depend on batch_size boundaries' RNG use.
                 z0 = sample_latents(restarts * len(x), G.nz, seed * 1_000_003 + start, device)
-                z, recon = _project_chunk(G, x, z0, steps, lr, restarts)
+                if starts is not None:
+                    z0 = torch.cat([z0, starts[start : start + batch_size].to(device, z0.dtype).detach()])  # restart-major
+                z, recon = _project_chunk(G, x, z0, steps, lr, restarts + (starts is not None))
                 zs.append(z)
                 recons.append(recon)
     finally:
@@ -119,7 +123,7 @@ def intensity_distance(real: Tensor, fake: Tensor, bins: int = 256) -> float:
 
 
 def projection_quality(G: nn.Module, frames: Tensor | np.ndarray, steps: int = 200, restarts: int = 4,
-                       lr: float = 0.05, *, seed: int = 0, batch_size: int = 64) -> dict[str, float]:
+                       lr: float = 0.05, *, seed: int = 0, batch_size: int = 64, starts: Tensor | None = None) -> dict[str, float]:
     """How well the generator reproduces ``frames`` (N, C, H, W) in [0, 1], and how alike its output is.
 
     Returns ``ssim``, ``mse``, ``mse_pixel`` and ``psnr`` of the best projections (means over
@@ -127,7 +131,7 @@ def projection_quality(G: nn.Module, frames: Tensor | np.ndarray, steps: int = 2
     :func:`intensity_distance`) between the frames and N random samples of G, and ``frames`` = N.
     """
     x = _as_frames(frames, G)
-    _, recon = project(G, x, steps, restarts, lr, seed=seed, batch_size=batch_size)
+    _, recon = project(G, x, steps, restarts, lr, seed=seed, batch_size=batch_size, starts=starts)
     device = recon.device
     with torch.no_grad():
         m = frame_metrics(recon.unsqueeze(1), x.to(device).unsqueeze(1))  # each (N, 1)

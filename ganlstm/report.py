@@ -45,22 +45,17 @@ def prior_quality(gan_ckpt: Path) -> dict[str, float]:
     """Projection SSIM/MSE of the test frames through the prior, and its encoder's one-pass reading when it has one."""
     from .data.frames import read_collection
     from .models.dcgan import load_generator
-    from .train.gan import evaluate_gan, frame_options, reader_quality, saved_configs, split_sequences, spread_frames
+    from .train.gan import evaluate_gan, frame_options, load_reader, reader_quality, saved_configs, split_sequences, spread_frames
 
     q = evaluate_gan(gan_ckpt, device="cpu", **PROJECTION)
     out = {"projection_ssim": q["ssim"], "projection_mse": q["mse"], "projection_sharpness": q["sharpness"]}
     ckpt = load_checkpoint(gan_ckpt, kind="gan")
-    if "E" in ckpt["models"]:
-        from .checkpoint import load_state
-        from .models.encoder import FrameReader
-
+    E = load_reader(ckpt)
+    if E is not None:
         cfg, run = saved_configs(ckpt)
-        m = cfg.model
-        E = FrameReader(m.channels, m.image_size, m.encoder, m.nz)
-        load_state(E, ckpt["models"]["E"], name="E", path=str(gan_ckpt))
         test = split_sequences(read_collection(cfg.data_path, frame_options(cfg)), cfg, run.resolved_split_seed)["test"]
         frames = torch.from_numpy(spread_frames(test, PROJECTION["frames"]))
-        r = reader_quality(load_generator(ckpt), E.eval(), frames)
+        r = reader_quality(load_generator(ckpt), E, frames)
         out.update(encoder_ssim=r["reader_ssim"], encoder_mse=r["reader_mse"])
     return out
 

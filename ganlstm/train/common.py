@@ -551,7 +551,7 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
                 else:  # epoch finished
                     state.epoch += 1
                     state.batch_in_epoch = 0
-                    if not run.val_every or state.step >= total:
+                    if (not run.val_every or state.step >= total) and state.extra.get("evaluated_at") != state.step:
                         evaluate()
                     save_last()
                     continue

@@ -60,6 +60,8 @@ PROXY_FRAMES = 16  # validation frames inverted after every epoch
 PROXY_STEPS = 100
 PROXY_RESTARTS = 2
 GRID_SAMPLES = 64  # fixed-z samples drawn after every epoch (8 x 8 grid)
+ENCODER_LR = 1e-3  # Adam learning rate of the encoder beside G
+DIVERSITY_FRAMES = 64  # training frames whose spread the samples' spread is compared with (gan_health)
 RECON_ALPHA = 0.5  # the reconstruction term G(E(x)) ~ x is alpha*(1-SSIM) + (1-alpha)*MSE (the original project's 0.5)
 
 
@@ -69,6 +71,7 @@ class GanData:
 
     train: torch.utils.data.Dataset
     val: list[tuple[str, np.ndarray]]
+    reference: np.ndarray | None = None  # (N, C, S, S) training frames spread over the set: the diversity a G should reach
 
 
 def frame_options(cfg: GanTrainConfig) -> FrameOptions:
@@ -95,7 +98,8 @@ def load_gan_data(cfg: GanTrainConfig, seed: int) -> GanData:
         raise GanlstmError("no training data given; pass --data DIR (frames, sequences, or `ganlstm simulate` output).")
     sequences = read_collection(cfg.data_path, frame_options(cfg))
     split = split_sequences(sequences, cfg, seed)
-    return GanData(train=FrameDataset([s for _, s in split["train"]]), val=split["val"])
+    return GanData(train=FrameDataset([s for _, s in split["train"]]), val=split["val"],
+                   reference=spread_frames(split["train"], DIVERSITY_FRAMES))
 
 
 def spread_frames(sequences: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
@@ -114,7 +118,7 @@ class GanTask:
     name = "gan"
 
     def __init__(self, cfg: GanTrainConfig, run: RunConfig, device: torch.device, dist_: Dist,
-                 val: list[tuple[str, np.ndarray]], steps_per_epoch: int):
+                 val: list[tuple[str, np.ndarray]], steps_per_epoch: int, reference: np.ndarray | None = None):
         self.cfg, self.run, self.device = cfg, run, device
         self.config = {"train": to_dict(cfg), "run": to_dict(run)}
         if cfg.loss not in ("hinge", "ns"):
@@ -151,7 +155,10 @@ class GanTask:
         betas = (cfg.beta1, cfg.beta2)
         e_params = list(self.E.parameters()) if self.E is not None else []
         self.optimizers = {
-            "G": torch.optim.Adam([*self.G.parameters(), *e_params], lr=cfg.lr_g, betas=betas),
+            # E is a plain regressor: Adam's usual betas and stage two's learning rate, not the GAN's (beta1 0.5, 2e-4),
+            # which left its readings near-constant for hundreds of steps (docs/benchmarks.md).
+            "G": torch.optim.Adam([{"params": list(self.G.parameters())},
+                                   {"params": e_params, "lr": ENCODER_LR, "betas": (0.9, 0.999)}], lr=cfg.lr_g, betas=betas),
             "D": torch.optim.Adam([p for p in self.D.parameters() if p.requires_grad], lr=cfg.lr_d, betas=betas),
         }
         # One scaler per loss: an overflow in D's backward must not skip G's step, or vice versa.
@@ -160,6 +167,7 @@ class GanTask:
         self.health = GanHealth(device)
         self.fixed_z = sample_latents(GRID_SAMPLES, cfg.model.nz, run.seed, device)  # the same grid every epoch
         self.proxy_frames = spread_frames(val, PROXY_FRAMES) if val else None
+        self.reference = None if reference is None else torch.from_numpy(reference)
         self.steps_per_epoch = steps_per_epoch
 
     def _precision(self) -> contextlib.AbstractContextManager:
@@ -244,10 +252,13 @@ class GanTask:
         samples = G.render(self.fixed_z)  # (64, C, S, S) in [0, 1]
         save_grid(samples, run_dir / "samples" / f"{name}.png", nrow=8, scale=scale, overwrite=True)
         real = None if self.proxy_frames is None else torch.from_numpy(self.proxy_frames)
-        health = self.health.check(step, samples.cpu(), real, run_dir)
+        # Collapse is a property of the G being trained: the average G_ema lags it by ~1/(1 - ema) steps.
+        drawn = self.G_raw.render(self.fixed_z[:DIVERSITY_FRAMES])  # (N, C, S, S)
+        health = self.health.check(step, drawn.cpu(), self.reference, run_dir)
         if self.proxy_frames is None:
             return health
-        q = projection_quality(G, self.proxy_frames, steps=PROXY_STEPS, restarts=PROXY_RESTARTS, seed=0)
+        starts = None if self.E is None else _unwrap(self.E)(to_model_range(real.to(self.device)))  # (N, nz)
+        q = projection_quality(G, self.proxy_frames, steps=PROXY_STEPS, restarts=PROXY_RESTARTS, seed=0, starts=starts)
         out = {"proj_ssim": q["ssim"], "proj_mse": q["mse"], "hist_distance": q["hist_distance"], **health}
         if self.E is not None:
             out.update(reader_quality(G, self.E, real.to(self.device)))
@@ -292,12 +303,27 @@ def reader_quality(G: nn.Module, E: nn.Module, frames: Tensor) -> dict[str, floa
     """MSE (per-frame sum) and SSIM of G(E(x)) against held-out frames (N, C, S, S) in [0, 1]: one pass, no inversion."""
     from ..metrics import MetricAccumulator
 
-    E_raw = E.module if isinstance(E, nn.parallel.DistributedDataParallel) else E
-    recon = to_unit_range(G(E_raw(to_model_range(frames))))  # (N, C, S, S)
+    recon = to_unit_range(G(_unwrap(E)(to_model_range(frames))))  # (N, C, S, S)
     acc = MetricAccumulator()
     acc.update(recon[:, None].cpu(), frames[:, None].cpu())
     mean = acc.summary()
     return {"reader_mse": mean["mse"], "reader_ssim": mean["ssim"]}
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def load_reader(ckpt: dict) -> nn.Module | None:
+    """Stage one's encoder E (frames in [-1, 1] -> latents) in eval mode, or None when the checkpoint has none."""
+    from ..checkpoint import load_state
+
+    if "E" not in ckpt["models"]:
+        return None
+    m = gan_config_from_checkpoint(ckpt)
+    E = FrameReader(m.channels, m.image_size, m.encoder, m.nz)
+    load_state(E, ckpt["models"]["E"], name="E", path=ckpt.get("path", "checkpoint"))
+    return E.eval().requires_grad_(False)
 
 
 def saved_configs(ckpt: dict) -> tuple[GanTrainConfig, RunConfig]:
@@ -344,7 +370,7 @@ def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None) ->
         warnings.warn("no validation sequences (too few sequences or val_fraction=0): no projection score and no best.pt", stacklevel=2)
     seed_everything(run.seed)
     steps_per_epoch = max(1, len(data.train) // dist_.world_size // run.batch_size)
-    task = GanTask(cfg, run, device, dist_, data.val, steps_per_epoch)
+    task = GanTask(cfg, run, device, dist_, data.val, steps_per_epoch, data.reference)
     if ckpt is not None:
         run_dir = ckpt_path.parent
         state = restore(task, ckpt)
@@ -399,7 +425,9 @@ def evaluate_gan(checkpoint: str | Path, data_path: str | Path | None = None, *,
             raise GanlstmError(f"{data_path}: the {split} split is empty ({len(sequences)} sequences); use --split all or another split.")
         sequences = chosen
     x = spread_frames(sequences, frames)
-    result = projection_quality(G, x, steps=steps, restarts=restarts, lr=lr, seed=seed)
+    E = load_reader(ckpt)
+    starts = None if E is None else E.to(dev)(to_model_range(torch.from_numpy(x).to(dev)))  # its readings start one more inversion
+    result = projection_quality(G, x, steps=steps, restarts=restarts, lr=lr, seed=seed, starts=starts)
     result.update(checkpoint=ckpt["path"], data=str(data_path), split=split, sequences=[n for n, _ in sequences],
                   steps=steps, restarts=restarts, lr=lr, seed=seed, step=ckpt["step"])
     return result

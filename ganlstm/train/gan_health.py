@@ -67,16 +67,15 @@ class GanHealth:
         self.sums.zero_()
         out: dict[str, float] = {}
         messages = []
-        if step < WARMUP_STEPS:
-            return out
+        judge = step >= WARMUP_STEPS
         if n:
             out["d_accuracy"], g = acc / n, g / n
-            if out["d_accuracy"] >= D_WINS_ACCURACY and g >= D_WINS_G_LOSS:
+            if judge and out["d_accuracy"] >= D_WINS_ACCURACY and g >= D_WINS_G_LOSS:
                 messages.append(("d_wins", f"step {step}: the discriminator wins outright (right on {out['d_accuracy']:.0%} of "
                                  f"real and generated frames, G loss {g:.2f}), so G is learning little; {FIX_D_WINS}."))
         if samples is not None and real is not None and len(samples) > 1 and len(real) > 1:
             out["diversity"] = diversity_ratio(samples, real)
-            if out["diversity"] < COLLAPSE_RATIO:
+            if judge and out["diversity"] < COLLAPSE_RATIO:
                 messages.append(("collapse", f"step {step}: the samples collapsed: their spread across a batch is "
                                  f"{out['diversity']:.0%} of the real frames'; {FIX_COLLAPSE}."))
         for kind, text in messages:
