@@ -38,7 +38,7 @@ def sim_colour(root: Path, sequences: int = 16, frames: int = 40, size: int = 64
     out.mkdir(parents=True, exist_ok=True)
     for i in range(sequences):
         rng = _sequence_rng(seed, i)
-        params = dataclasses.replace(MergerParams.sample(rng), particles=6000, psf=0.024, sky_noise=0.015)
+        params = dataclasses.replace(MergerParams.sample(rng), particles=6000, psf=0.024, sky_noise=0.005)
         gray = simulate_sequence(params, frames, size, rng)[:, 0]  # (T, S, S) in [0, 1]
         np.save(out / f"merger_{i:03d}.npy", (_colour_map(gray) * 255 + 0.5).astype(np.uint8))  # (T, S, S, 3)
     (out / ".done").write_text("complete\n")

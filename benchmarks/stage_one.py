@@ -7,7 +7,7 @@ projection SSIM and MSE (100 Adam steps, 2 restarts, 32 frames), the projections
 ratio, and, with an encoder, the one-pass reading SSIM of G(E(x)).
 
 Variants: ``dcgan`` (plain), ``dcgan+ada`` (adaptive augmentation), ``ae`` (encoder beside G with
-the reconstruction term), ``ae+ada`` (both; fit's default), and ``transfer`` (``--init`` from the
+the reconstruction term, weight 30), ``ae+ada`` (both; fit's default), and ``transfer`` (``--init`` from the
 ``ae+ada`` prior of ``--init-source``, seed 0, with FreezeD on D's first 2 blocks).
 
     python benchmarks/stage_one.py --source gif --out bench/stage_one --minutes 4 --seeds 0,1 --threads 1
@@ -32,7 +32,7 @@ from ganlstm.report import prior_quality  # noqa: E402
 from ganlstm.train.gan import train_gan  # noqa: E402
 from ganlstm.train.gan_health import read_health  # noqa: E402
 
-VARIANTS = {"dcgan": (0.0, 0.0), "dcgan+ada": (0.0, 0.6), "ae": (1.0, 0.0), "ae+ada": (1.0, 0.6), "transfer": (1.0, 0.6)}
+VARIANTS = {"dcgan": (0.0, 0.0), "dcgan+ada": (0.0, 0.6), "ae": (30.0, 0.0), "ae+ada": (30.0, 0.6), "transfer": (30.0, 0.6)}
 
 
 def main() -> None:

@@ -91,8 +91,23 @@ def inspect_data(cfg: FitConfig) -> DataPlan:
         notes.append(f"frames are {w}x{h} px, {change} to the model's {cfg.size}x{cfg.size}{aspect}; pass --size to choose another size")
     opts = dataclasses.replace(opts, channels=channels)
     total = sum(len(s) for _, s in sequences)
+    _check_held_out(sequences, cfg)
     return DataPlan(opts=opts, time_split=len(sequences) == 1, sequences=len(sequences), frames=total,
                     native=(3 if colour else 1, h, w), notes=notes)
+
+
+def _check_held_out(sequences: list, cfg: FitConfig) -> None:
+    """Refuse, before any training, data whose validation or test part holds no (context + horizon) window."""
+    from .data.windows import split_collection
+
+    parts = split_collection(sequences, cfg.val_fraction, cfg.test_fraction, cfg.seed, time_split=len(sequences) == 1)
+    need = cfg.context + cfg.horizon
+    for part in ("val", "test"):
+        longest = max((len(s) for _, s in parts[part]), default=0)
+        if longest < need:
+            what = "its continuation" if len(sequences) == 1 else f"the {len(parts[part])} held-out sequence(s)"
+            raise GanlstmError(f"{cfg.data}: the {part} part ({what}) has at most {longest} frames but a window needs "
+                               f"context + horizon = {need}; lower --context/--horizon, keep more frames (--interval 1), or add sequences.")
 
 
 def _is_frame_dir(path: Path) -> bool:
@@ -288,7 +303,8 @@ def _steps_for(stage: str, train_cfg: Any, cfg: FitConfig, batch_size: int, seco
         per_step = READER_WARMUP_SHARE * t_reader + (1 - READER_WARMUP_SHARE) * t_forecast
     else:
         per_step = calibrate(stage, train_cfg, cfg, batch_size)[1]
-    return max(MIN_STEPS, int(train_seconds / max(per_step, 1e-6)))
+    steps = max(MIN_STEPS, int(train_seconds / max(per_step, 1e-6)))
+    return steps - steps % VALIDATIONS  # a whole number of validation intervals: the last validation scores the last step
 
 
 def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, float]]:

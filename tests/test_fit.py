@@ -154,3 +154,35 @@ def test_loses_to_persistence_warning_names_the_horizons():
     assert len(lines) == 1
     assert "MSE at horizons 2-3, 5 of 5" in lines[0] and "SSIM at horizon 3 of 5" in lines[0]
     assert persistence_warnings(_evaluation([1.0, 1.0], [0.9, 0.9])) == []
+
+
+def test_evaluate_cli_warns_when_a_model_loses_to_persistence(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from forecast_helpers import trained_checkpoint
+
+    ckpt = trained_checkpoint(tmp_path)  # two training steps: it cannot beat copy-last-frame
+    main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tmp_path / "data"), "--context", "3", "--horizon", "2",
+          "--out", str(tmp_path / "eval"), "--split", "all", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert "gan_lstm loses to copy-last-frame" in err and "MSE at horizon" in err
+
+
+def test_time_split_flags_train_and_evaluate_on_the_continuation(movie, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    main(["train-baseline", "--model", "convlstm", "--data", str(movie), "--size", "16", "--channels", "3", "--time-split",
+          "--val-fraction", "0.2", "--test-fraction", "0.2", "--context", "3", "--horizon", "2", "--hidden", "4,4", "--max-steps", "2", "--batch-size", "2", "--out", str(runs),
+          "--device", "cpu"])
+    run_dir = next(runs.glob("*-convlstm"))
+    assert json.loads((run_dir / "split.json").read_text())["test"] == ["movie.npy@test"]
+    main(["evaluate", "--checkpoint", str(run_dir), "--data", str(movie), "--context", "3", "--horizon", "2",
+          "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    info = json.loads((tmp_path / "eval" / "metrics.json").read_text())["info"]
+    assert info["split"] == "test" and info["sequence_names"] == ["movie.npy@test"]
+
+
+def test_fit_refuses_held_out_parts_too_short_before_training(collection, tmp_path):
+    with pytest.raises(GanlstmError, match="context \\+ horizon = 13"):
+        pipeline.run_fit(_cfg(collection, tmp_path / "fit", context=10, horizon=3))
+    assert not (tmp_path / "fit").exists()

@@ -157,12 +157,17 @@ def test_no_diagnosis_before_the_warm_up(data_dir, tmp_path):
 
 def test_discriminator_win_is_diagnosed(tmp_path):
     health = GanHealth(torch.device("cpu"))
-    for _ in range(5):
+    for _ in range(gan_health.MIN_WINDOW - 1):
+        health.observe(torch.full((8,), 4.0), torch.full((8,), -4.0), torch.tensor(4.0))
+    health.check(490, None, None, tmp_path)
+    assert read_health(tmp_path) == []  # too short a window to judge
+    for _ in range(gan_health.MIN_WINDOW):
         health.observe(torch.full((8,), 4.0), torch.full((8,), -4.0), torch.tensor(4.0))
     out = health.check(500, None, None, tmp_path)
     assert out["d_accuracy"] == 1.0
     assert "discriminator wins" in read_health(tmp_path)[0] and "--ada-target" in read_health(tmp_path)[0]
-    health.observe(torch.full((8,), 0.5), torch.full((8,), 0.5), torch.tensor(0.7))
+    for _ in range(gan_health.MIN_WINDOW):
+        health.observe(torch.full((8,), 0.5), torch.full((8,), 0.5), torch.tensor(0.7))
     health.check(510, None, None, tmp_path)
     assert len(read_health(tmp_path)) == 1  # a balanced window adds nothing
 

@@ -145,3 +145,25 @@ def test_split_sizes_for_few_sequences(n, sizes):
 def test_split_errors(names, kwargs, words):
     with pytest.raises(GanlstmError, match=words):
         split_by_sequence(names, **kwargs)
+
+
+def test_split_collection_in_time_cuts_one_movie_into_contiguous_parts():
+    from ganlstm.data.windows import split_collection
+
+    movie = np.arange(40, dtype=np.float32).reshape(40, 1, 1, 1)
+    parts = split_collection([("m", movie)], 0.15, 0.15, seed=5, time_split=True)
+    (tn, train), (vn, val), (sn, test) = parts["train"][0], parts["val"][0], parts["test"][0]
+    assert (tn, vn, sn) == ("m@train", "m@val", "m@test")
+    assert (len(train), len(val), len(test)) == (28, 6, 6)
+    assert np.array_equal(np.concatenate([train, val, test]), movie)  # in order, nothing dropped or repeated
+    with pytest.raises(GanlstmError, match="exactly one sequence"):
+        split_collection([("a", movie), ("b", movie)], time_split=True)
+
+
+def test_split_collection_by_sequence_matches_split_by_sequence():
+    from ganlstm.data.windows import split_collection
+
+    seqs = [(f"s{i}", np.zeros((3, 1, 2, 2), np.float32)) for i in range(10)]
+    parts = split_collection(seqs, 0.1, 0.1, seed=2)
+    idx = split_by_sequence([n for n, _ in seqs], 0.1, 0.1, seed=2)
+    assert {k: [n for n, _ in v] for k, v in parts.items()} == {k: [f"s{i}" for i in v] for k, v in idx.items()}

@@ -22,7 +22,7 @@ ANCHOR_HELP = ("GAN-LSTM: add the last observed frame's reading error x - G(read
 _FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
                     "refine_steps", "refine_lr", "refine_decay", "anchor_decay",
                     "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "ema", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "anchor_loss", "sampling_start", "sampling_end", "lr",
-                    "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels")
+                    "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels", "time_split")
 
 
 def _hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -58,6 +58,7 @@ def forecast_options(f):
         click.option("--weight-decay", default=_T.weight_decay, show_default=True, type=click.FloatRange(0)),
         click.option("--val-fraction", default=_T.val_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out for validation."),
         click.option("--test-fraction", default=_T.test_fraction, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Sequences held out for the final test (never seen in training)."),
+        click.option("--time-split", is_flag=True, help="One movie: train on its start, hold out its continuation (val/test fractions of its frames)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -78,7 +79,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
         stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], early_weight=o["early_weight"], gdl_weight=o["gdl_weight"], ema=o["ema"], latent_weight=latent, recon_weight=recon,
         reader_warmup=warmup, freeze_reader=freeze_reader, anchor_loss=anchor_loss,
         sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
-        val_fraction=o["val_fraction"], test_fraction=o["test_fraction"],
+        val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], time_split=o["time_split"],
     )
     run_dir = train_forecaster(cfg, run_config(o), resume=o["resume"])
     click.echo(f"run: {run_dir}  (model: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; GIFs in {run_dir / 'samples'})")

@@ -146,6 +146,8 @@ def gan_config_from_checkpoint(ckpt: dict) -> GanConfig:
         model = ckpt["config"]["train"]["model"]
     except (KeyError, TypeError):
         raise GanlstmError(f"{path} has no GAN architecture in its config; pass a checkpoint written by `ganlstm train-gan`.") from None
+    if isinstance(model, dict):
+        model = {"encoder": 0, **model}  # written before stage one had an encoder: it had none
     return from_dict(GanConfig, model, where=f"{path}: config.train.model")
 
 

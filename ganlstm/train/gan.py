@@ -60,6 +60,7 @@ PROXY_FRAMES = 16  # validation frames inverted after every epoch
 PROXY_STEPS = 100
 PROXY_RESTARTS = 2
 GRID_SAMPLES = 64  # fixed-z samples drawn after every epoch (8 x 8 grid)
+PRE_ENCODER_DEFAULTS = {"recon_weight": 0.0, "ada_target": 0.0}  # what checkpoints that lack these keys trained with
 ENCODER_LR = 1e-3  # Adam learning rate of the encoder beside G
 DIVERSITY_FRAMES = 64  # training frames whose spread the samples' spread is compared with (gan_health)
 RECON_ALPHA = 0.5  # the reconstruction term G(E(x)) ~ x is alpha*(1-SSIM) + (1-alpha)*MSE (the original project's 0.5)
@@ -164,7 +165,7 @@ class GanTask:
         # One scaler per loss: an overflow in D's backward must not skip G's step, or vice versa.
         self.scalers = {k: make_grad_scaler(device, run.amp) for k in ("G", "D")}
         self.g_params = [*self.G.parameters(), *e_params]
-        self.health = GanHealth(device)
+        self.health = GanHealth(device, reconstructs=self.E is not None)
         self.fixed_z = sample_latents(GRID_SAMPLES, cfg.model.nz, run.seed, device)  # the same grid every epoch
         self.proxy_frames = spread_frames(val, PROXY_FRAMES) if val else None
         self.reference = None if reference is None else torch.from_numpy(reference)
@@ -333,7 +334,9 @@ def saved_configs(ckpt: dict) -> tuple[GanTrainConfig, RunConfig]:
         train, run = ckpt["config"]["train"], ckpt["config"]["run"]
     except (KeyError, TypeError):
         raise GanlstmError(f"{path} has no stage-one training config; pass a checkpoint written by `ganlstm train-gan`.") from None
-    gan_config_from_checkpoint(ckpt)  # the architecture section, with its own clear error
+    model = gan_config_from_checkpoint(ckpt)  # the architecture section, with its own clear error
+    if isinstance(train, dict):  # runs from before these options existed trained without them
+        train = {**PRE_ENCODER_DEFAULTS, **train, "model": dataclasses.asdict(model)}
     return from_dict(GanTrainConfig, train, where=f"{path}: config.train"), from_dict(RunConfig, run, where=f"{path}: config.run")
 
 

@@ -26,6 +26,7 @@ from torch import Tensor
 D_WINS_ACCURACY = 0.95  # D right on this share of real and fake frames over a whole window
 D_WINS_G_LOSS = 2.0  # ... while G's non-saturating loss stays above this (D(fake) < ~13 %)
 COLLAPSE_RATIO = 0.2  # sample variance across a batch below this share of the real frames'
+MIN_WINDOW = 10  # D's accuracy is judged over at least this many steps
 WARMUP_STEPS = 100  # no diagnosis before this step: an untrained G draws near-constant frames by design
 HEALTH_FILE = "health.txt"
 
@@ -49,7 +50,8 @@ def diversity_ratio(samples: Tensor, real: Tensor) -> float:
 class GanHealth:
     """Window statistics of D's accuracy and G's loss, and the diagnoses drawn from them at each evaluation."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, reconstructs: bool = False):
+        self.reconstructs = reconstructs  # an encoder beside G: G still learns from G(E(x)) ~ x when D wins
         self.sums = torch.zeros(3, device=device)  # (D accuracy, G loss, steps) since the last evaluation
         self.said: set[str] = set()
 
@@ -70,9 +72,11 @@ class GanHealth:
         judge = step >= WARMUP_STEPS
         if n:
             out["d_accuracy"], g = acc / n, g / n
-            if judge and out["d_accuracy"] >= D_WINS_ACCURACY and g >= D_WINS_G_LOSS:
+            if judge and n >= MIN_WINDOW and out["d_accuracy"] >= D_WINS_ACCURACY and g >= D_WINS_G_LOSS:
+                effect = ("samples from random latents will look unlike your frames (G still learns to redraw them, "
+                          "G(E(x)) ~ x)" if self.reconstructs else "so G is learning little")
                 messages.append(("d_wins", f"step {step}: the discriminator wins outright (right on {out['d_accuracy']:.0%} of "
-                                 f"real and generated frames, G loss {g:.2f}), so G is learning little; {FIX_D_WINS}."))
+                                 f"real and generated frames, G loss {g:.2f}): {effect}; {FIX_D_WINS}."))
         if samples is not None and real is not None and len(samples) > 1 and len(real) > 1:
             out["diversity"] = diversity_ratio(samples, real)
             if judge and out["diversity"] < COLLAPSE_RATIO:
