@@ -10,7 +10,7 @@ The stages stay the separate commands they are (``train-gan``, ``train-encoder``
    augmentation, the recipe measured best on small data (docs/benchmarks.md);
 3. **stage two**: the GAN-LSTM, its reader starting from stage one's encoder;
 4. **baseline**: the pixel ConvLSTM, same windows and losses;
-5. **anchor**: residual anchoring's decay chosen on the validation windows;
+5. **anchor**: residual anchoring's decay chosen on the validation windows (:func:`anchor_score`);
 6. **report**: every model, persistence and linear on the held-out windows; a per-horizon
    table, ``metrics.png``, ``comparison.gif``, and plain warnings where the GAN-LSTM loses to
    copy-last-frame or stage one failed.
@@ -38,7 +38,7 @@ from .config import FitConfig, ForecasterConfig, ForecastTrainConfig, FrameOptio
 from .errors import GanlstmError
 
 STATE_FILE = "fit.json"
-BUDGET_SHARES = {"gan": 0.40, "gan_lstm": 0.30, "convlstm": 0.20}  # the rest: calibration, anchor choice, evaluation
+BUDGET_SHARES = {"gan": 0.35, "gan_lstm": 0.275, "convlstm": 0.275}  # the rest: calibration, anchor choice, evaluation; the baseline gets stage two's time
 VAL_SHARE = 0.10  # of a stage's share kept for its validations
 VALIDATIONS = 5  # per training stage
 READER_WARMUP_SHARE = 0.2  # of stage two's steps train the reader alone (it starts from stage one's encoder)
@@ -243,7 +243,7 @@ def run_fit(cfg: FitConfig, *, overwrite: bool = False) -> dict[str, Any]:
         if "anchor" not in state.data["done"]:
             t0 = time.perf_counter()
             decay, scores = choose_anchor(_best(lstm_dir), cfg)
-            state.finish("anchor", time.perf_counter() - t0, anchor={"decay": decay, "val_mean_mse": scores})
+            state.finish("anchor", time.perf_counter() - t0, anchor={"decay": decay, "val_score": scores})
         from .report import write_report
 
         return write_report(out, cfg, state.data, gan_ckpt, _best(lstm_dir), _best(conv_dir))
@@ -303,16 +303,27 @@ def _steps_for(stage: str, train_cfg: Any, cfg: FitConfig, batch_size: int, seco
         per_step = READER_WARMUP_SHARE * t_reader + (1 - READER_WARMUP_SHARE) * t_forecast
     else:
         per_step = calibrate(stage, train_cfg, cfg, batch_size)[1]
-    steps = max(MIN_STEPS, int(train_seconds / max(per_step, 1e-6)))
-    return steps - steps % VALIDATIONS  # a whole number of validation intervals: the last validation scores the last step
+    steps = int(train_seconds / max(per_step, 1e-6))
+    return max(MIN_STEPS, steps - steps % VALIDATIONS)  # whole validation intervals: the last validation scores the last step
+
+
+def anchor_score(result: Any, name: str) -> float:
+    """Lower is better: MSE and (1 - SSIM) relative to persistence on the same windows, averaged over horizons, summed.
+
+    Both metrics count equally: MSE alone favours blur, and blur is what copies of the last frame avoid.
+    """
+    ours, base = result.per_horizon[name], result.per_horizon["persistence"]
+    mse = np.mean([a / max(b, 1e-12) for a, b in zip(ours["mse"], base["mse"])])
+    dssim = np.mean([(1 - a) / max(1 - b, 1e-12) for a, b in zip(ours["ssim"], base["ssim"])])
+    return float(mse + dssim)
 
 
 def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, float]]:
-    """The residual-anchoring decay with the lowest mean validation MSE; recorded in the checkpoint."""
+    """The residual-anchoring decay with the best :func:`anchor_score` on the validation windows; recorded in the checkpoint."""
     from .checkpoint import load_checkpoint
     from .data.frames import read_collection
     from .data.windows import split_collection
-    from .evaluation import evaluate_models
+    from .evaluation import evaluate_models, trivial_baselines
     from .train.forecaster import frame_options_of, load_forecaster, saved_configs, set_anchor_decay
 
     ckpt = load_checkpoint(checkpoint, kind="forecaster")
@@ -321,11 +332,13 @@ def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, fl
     val = split_collection(sequences, train_cfg.val_fraction, train_cfg.test_fraction, run.resolved_split_seed,
                            time_split=train_cfg.time_split)["val"]
     models = {f"{d:g}": load_forecaster(ckpt, "cpu", anchor_decay=d)[0] for d in cfg.anchor_decays}
-    result = evaluate_models(models, [s for _, s in val], cfg.context, cfg.horizon, device="cpu", stride=1)
-    scores = {name: round(result.mean[name]["mse"], 4) for name in models}
+    result = evaluate_models({"persistence": trivial_baselines()["persistence"], **models}, [s for _, s in val],
+                             cfg.context, cfg.horizon, device="cpu", stride=1)
+    scores = {name: round(anchor_score(result, name), 4) for name in models}
     best = float(min(scores, key=scores.get))
     set_anchor_decay(checkpoint, best)
-    _say(f"anchor: decay {best:g} (validation mean MSE " + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + ")")
+    _say(f"anchor: decay {best:g} (validation score, relative MSE + relative 1-SSIM, 2 = persistence: "
+         + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + ")")
     return best, scores
 
 

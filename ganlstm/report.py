@@ -117,8 +117,9 @@ def _markdown(facts: dict, table: str) -> str:
     lines += [f"- prior: projection SSIM {prior['projection_ssim']:.3f} on held-out frames"
               + (f"; its encoder's one-pass reading SSIM {prior['encoder_ssim']:.3f}" if "encoder_ssim" in prior else "")]
     if facts.get("anchor"):
-        lines += [f"- residual anchoring: decay {facts['anchor']['decay']:g}, chosen on validation (mean MSE by decay: "
-                  + ", ".join(f"{k}: {v:.3f}" for k, v in facts["anchor"]["val_mean_mse"].items()) + ")"]
+        lines += [f"- residual anchoring: decay {facts['anchor']['decay']:g}, chosen on validation (relative MSE + relative "
+                  f"1-SSIM against persistence, 2 = persistence, by decay: "
+                  + ", ".join(f"{k}: {v:.3f}" for k, v in facts["anchor"]["val_score"].items()) + ")"]
     lines += ["", "```", table, "```", "", "![comparison](comparison.gif)", "", "![metrics](metrics.png)", ""]
     lines += facts["warnings"] or ["No warnings: the GAN-LSTM beats copy-last-frame in MSE and SSIM at every horizon here."]
     return "\n".join(lines) + "\n"

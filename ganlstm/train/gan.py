@@ -255,7 +255,10 @@ class GanTask:
         real = None if self.proxy_frames is None else torch.from_numpy(self.proxy_frames)
         # Collapse is a property of the G being trained: the average G_ema lags it by ~1/(1 - ema) steps.
         drawn = self.G_raw.render(self.fixed_z[:DIVERSITY_FRAMES])  # (N, C, S, S)
-        health = self.health.check(step, drawn.cpu(), self.reference, run_dir)
+        redrawn = None
+        if self.E is not None and self.reference is not None:
+            redrawn = to_unit_range(self.G_raw(_unwrap(self.E)(to_model_range(self.reference.to(self.device))))).cpu()
+        health = self.health.check(step, drawn.cpu(), self.reference, run_dir, redrawn)
         if self.proxy_frames is None:
             return health
         starts = None if self.E is None else _unwrap(self.E)(to_model_range(real.to(self.device)))  # (N, nz)

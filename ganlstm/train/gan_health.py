@@ -8,7 +8,9 @@ only after stage two:
   not falling, so G's gradient carries no information;
 * **mode collapse**: G draws (nearly) the same frame for every latent. Measured as the
   diversity ratio: the per-pixel variance across a batch of samples (fixed latents) divided by
-  the same variance across real frames; below :data:`COLLAPSE_RATIO` the samples collapsed.
+  the same variance across training frames. With an encoder beside G the redrawings G(E(x)) of
+  those frames count too (random latents may sit where E's readings do not, which is no collapse);
+  below :data:`COLLAPSE_RATIO` for both, G collapsed.
 
 :class:`GanHealth` accumulates D's accuracy and G's loss as tensors inside the training step (no
 host sync per step) and reads them at each evaluation, from step :data:`WARMUP_STEPS` on. Every diagnosis is one sentence naming
@@ -31,8 +33,8 @@ WARMUP_STEPS = 100  # no diagnosis before this step: an untrained G draws near-c
 HEALTH_FILE = "health.txt"
 
 FIX_D_WINS = ("turn on adaptive augmentation (--ada-target 0.6), keep the reconstruction term on (--encoder 32 "
-              "--recon-weight 1), lower --lr-d, or fine-tune from a prior with --init CKPT --freeze-d 2")
-FIX_COLLAPSE = ("keep the reconstruction term on (--encoder 32 --recon-weight 1), which ties the latents to real frames; "
+              "--recon-weight 30), lower --lr-d, or fine-tune from a prior with --init CKPT --freeze-d 2")
+FIX_COLLAPSE = ("keep the reconstruction term on (--encoder 32 --recon-weight 30), which ties the latents to real frames; "
                 "lower --lr-g, or resume from an earlier checkpoint")
 
 
@@ -60,10 +62,12 @@ class GanHealth:
         acc = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
         self.sums += torch.stack([acc, g_loss.detach().float(), torch.ones((), device=acc.device)])
 
-    def check(self, step: int, samples: Tensor | None, real: Tensor | None, run_dir: Path | None) -> dict[str, float]:
+    def check(self, step: int, samples: Tensor | None, real: Tensor | None, run_dir: Path | None,
+              redrawn: Tensor | None = None) -> dict[str, float]:
         """Diagnose the window that ends at ``step``; returns ``d_accuracy`` and ``diversity`` for metrics.csv.
 
-        ``samples`` and ``real`` (N, C, H, W) in [0, 1] are the generator's fixed-latent samples and real frames.
+        ``samples`` and ``real`` (N, C, H, W) in [0, 1] are the generator's fixed-latent samples and real frames;
+        ``redrawn``, with an encoder, G(E(real)). G has collapsed when neither its samples nor its redrawings vary.
         """
         acc, g, n = (float(v) for v in self.sums)
         self.sums.zero_()
@@ -79,9 +83,13 @@ class GanHealth:
                                  f"real and generated frames, G loss {g:.2f}): {effect}; {FIX_D_WINS}."))
         if samples is not None and real is not None and len(samples) > 1 and len(real) > 1:
             out["diversity"] = diversity_ratio(samples, real)
-            if judge and out["diversity"] < COLLAPSE_RATIO:
+            spread = out["diversity"]
+            if redrawn is not None:
+                out["redrawn_diversity"] = diversity_ratio(redrawn, real)
+                spread = max(spread, out["redrawn_diversity"])
+            if judge and spread < COLLAPSE_RATIO:
                 messages.append(("collapse", f"step {step}: the samples collapsed: their spread across a batch is "
-                                 f"{out['diversity']:.0%} of the real frames'; {FIX_COLLAPSE}."))
+                                 f"{spread:.0%} of the real frames'; {FIX_COLLAPSE}."))
         for kind, text in messages:
             self.report(kind, text, run_dir)
         return out
