@@ -13,6 +13,7 @@ the reconstruction term, weight 30), ``ae+ada`` (both; fit's default), and ``tra
     python benchmarks/stage_one.py --source gif --out bench/stage_one --minutes 4 --seeds 0,1 --threads 1
 
 Rows are appended to OUT/stage_one.jsonl; finished rows are skipped when run again.
+``python benchmarks/stage_one.py --summary OUT`` prints the markdown table of docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -79,5 +80,25 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
 
 
+def summary(rows_path: Path) -> str:
+    """Markdown: one row per (source, variant), each seed's value shown, and the mean."""
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    keys = ("projection_ssim", "projection_sharpness", "encoder_ssim", "steps", "diagnoses")
+    lines = ["| source | variant | " + " | ".join(keys) + " |", "|" + "---|" * (2 + len(keys))]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["source"], r["variant"]), []).append(r)
+    for (source, variant), rs in sorted(groups.items()):
+        cells = []
+        for k in keys:
+            vals = [r[k] for r in sorted(rs, key=lambda r: r["seed"]) if k in r]
+            cells.append("-" if not vals else " / ".join(str(v) if isinstance(v, int) else f"{v:.3g}" for v in vals) + (f" (mean {sum(vals) / len(vals):.3g})" if len(vals) > 1 and k != "steps" else ""))
+        lines.append(f"| {source} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--summary"]:
+        print(summary(Path(sys.argv[2]) / "stage_one.jsonl"))
+    else:
+        main()

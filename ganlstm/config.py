@@ -88,8 +88,8 @@ class GanConfig:
     latent_grid: int = 1
     # Width of a frame encoder E trained beside G (stage one) so that G(E(x)) ~ x; 0 = none (the
     # plain DCGAN). Its architecture is stage two's reader (models/encoder.py FrameReader), which
-    # starts from these weights.
-    encoder: int = 0
+    # starts from these weights. On by default: measured best on small real data (docs/benchmarks.md).
+    encoder: int = 32
 
 
 @dataclass
@@ -116,10 +116,10 @@ class GanTrainConfig:
     time_split: bool = False
     # Encoder beside G (model.encoder > 0): weight of the reconstruction loss G(E(x)) ~ x on real
     # frames, added to G's adversarial loss (0 = off; needs model.encoder).
-    recon_weight: float = 0.0
+    recon_weight: float = 30.0
     # Adaptive augmentation (Karras et al. 2020): its probability p follows the sign of D's
     # logits on real frames towards this target (0 = off; StyleGAN2-ADA used 0.6).
-    ada_target: float = 0.0
+    ada_target: float = 0.6
     # Fine-tune from this stage-one checkpoint (architecture from it); FreezeD (Mo et al. 2020)
     # freezes the discriminator's first `freeze_d` convolution blocks.
     init: str = ""

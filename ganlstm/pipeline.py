@@ -71,14 +71,14 @@ class DataPlan:
 
 def inspect_data(cfg: FitConfig) -> DataPlan:
     """Read the data once at the working size; decide channels and the kind of split, and say what changes."""
-    from .data.frames import read_collection, read_sequence
+    from .data.frames import read_collection
 
-    base = FrameOptions(size=None, channels=3, interval=cfg.interval, scaling="none" if cfg.scaling == "none" else "minmax")
+    from .resolution import native_shape
+
     path = Path(cfg.data)
     first_path = path if not path.is_dir() or _is_frame_dir(path) else next(iter(sorted(p for p in path.iterdir() if not p.name.startswith("."))), path)
-    native_frame = read_sequence(first_path, dataclasses.replace(base, max_frames=10**9))[:1]  # (1, 3, H, W)
-    h, w = native_frame.shape[-2:]
     opts = FrameOptions(size=cfg.size, channels=3, interval=cfg.interval, scaling=cfg.scaling)
+    _, h, w = native_shape(first_path, opts)  # decodes the first frame only
     sequences = read_collection(cfg.data, opts)
     colour = any(float(np.abs(s[:, 0] - s[:, 1]).max()) > 1e-6 or float(np.abs(s[:, 1] - s[:, 2]).max()) > 1e-6 for _, s in sequences)
     channels = cfg.channels or (3 if colour else 1)

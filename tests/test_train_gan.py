@@ -76,7 +76,7 @@ def test_one_step_changes_G_and_D_and_ema_lags(data_dir, tmp_path):
 
 @pytest.mark.parametrize("opts", [
     dict(loss="ns", r1=1.0, diffaug="", ema=0.0, spectral_norm=False),
-    dict(loss="hinge", r1=0.5, diffaug="cutout", ema=0.99, spectral_norm=True),
+    dict(loss="hinge", r1=0.5, diffaug="cutout", ada_target=0.0, ema=0.99, spectral_norm=True),
 ])
 def test_every_stabiliser_combination_trains(data_dir, tmp_path, opts):
     import dataclasses
@@ -162,7 +162,7 @@ def test_cli_train_sample_interpolate_evaluate(data_dir, tmp_path, capsys):
     common = ["--data", str(data_dir), "--size", "16", "--nz", "32", "--latent-grid", "4", "--ngf", "4", "--ndf", "4",
               "--batch-size", "4", "--out", str(runs), "--device", "cpu", "--val-fraction", "0.2", "--test-fraction", "0.2"]
     code = _cli("train-gan", *common, "--max-steps", "2", "--seed", "1", "--split-seed", "5", "--channels", "1", "--interval", "2",
-                "--scaling", "minmax", "--amp", "bf16", "--loss", "hinge", "--r1", "1", "--diffaug", "translation",
+                "--scaling", "minmax", "--amp", "bf16", "--loss", "hinge", "--r1", "1", "--diffaug", "translation", "--ada-target", "0",
                 "--ema", "0.5", "--lr-g", "1e-3", "--lr-d", "1e-3", "--save-every", "1", "--skip-nonfinite",
                 "--deterministic", "--num-workers", "0", "--threads", "1", "--max-frames", "99", "--spectral-norm")
     torch.use_deterministic_algorithms(False)

@@ -132,7 +132,7 @@ class GanTask:
             raise GanlstmError(f"--recon-weight {cfg.recon_weight} needs an encoder beside G: pass --encoder 32 (its width), "
                                f"or --recon-weight 0 for the plain DCGAN.")
         if cfg.ada_target and cfg.diffaug:
-            raise GanlstmError("--ada-target and --diffaug both augment D's input; use one of them.")
+            raise GanlstmError("--ada-target and --diffaug both augment D's input; use one of them (--ada-target 0 --diffaug OPS for DiffAugment).")
         self.ada = AdaptiveAugment(cfg.ada_target).to(device) if cfg.ada_target else None
         self.augment = self.ada if self.ada is not None else DiffAugment(cfg.diffaug)
         g = build_generator(cfg.model)
