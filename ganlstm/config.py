@@ -245,6 +245,7 @@ class FitConfig:
     device: str = "auto"
     amp: str = "no"
     threads: int | None = None
+    init: str = ""  # fine-tune stage one from this prior (train-gan --init, FreezeD on D's first FREEZE_D blocks)
     # The recipe.
     nz: int = 512
     latent_grid: int = 4

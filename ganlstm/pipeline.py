@@ -48,6 +48,7 @@ GDL_WEIGHT = 6.0  # gradient-difference term of the shipped recipe
 LATENT_CAP = 1.0
 EMA = 0.999
 MIN_STEPS = 10
+FREEZE_D = 2  # with --init: D's first blocks kept (FreezeD); measured with 2 in benchmarks/stage_one.py
 
 
 def _say(msg: str) -> None:
@@ -124,7 +125,7 @@ def gan_config(cfg: FitConfig, plan: DataPlan) -> GanTrainConfig:
                       latent_grid=cfg.latent_grid, encoder=cfg.width if cfg.recon_weight else 0)
     return GanTrainConfig(model=model, data=plan.opts, data_path=str(cfg.data), recon_weight=cfg.recon_weight,
                           ada_target=cfg.ada_target, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                          time_split=plan.time_split)
+                          time_split=plan.time_split, init=cfg.init, freeze_d=FREEZE_D if cfg.init else 0)
 
 
 def forecast_config(cfg: FitConfig, plan: DataPlan, model: str, gan_checkpoint: str = "", reader_warmup: int = 0) -> ForecastTrainConfig:
@@ -185,8 +186,11 @@ class FitState:
         settings = to_dict(cfg)
         if self.path.exists() and not overwrite:
             saved = json.loads(self.path.read_text())
-            if saved.get("settings") != json.loads(json.dumps(settings)):
-                diff = sorted(k for k in settings if saved.get("settings", {}).get(k) != json.loads(json.dumps(settings[k])))
+            # A setting added since that fit started took its default there.
+            before = {**json.loads(json.dumps(to_dict(FitConfig()))), **saved.get("settings", {})}
+            now = json.loads(json.dumps(settings))
+            if {k: before.get(k) for k in now} != now:
+                diff = sorted(k for k in now if before.get(k) != now[k])
                 raise GanlstmError(f"{out} holds a fit with other settings ({', '.join(diff)} differ); run the same command to "
                                    f"resume it, choose another --out, or pass --overwrite to start over.")
             self.data = saved

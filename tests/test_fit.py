@@ -186,3 +186,14 @@ def test_fit_refuses_held_out_parts_too_short_before_training(collection, tmp_pa
     with pytest.raises(GanlstmError, match="context \\+ horizon = 13"):
         pipeline.run_fit(_cfg(collection, tmp_path / "fit", context=10, horizon=3))
     assert not (tmp_path / "fit").exists()
+
+
+def test_fit_init_fine_tunes_a_prior(collection, tmp_path):
+    from ganlstm.checkpoint import load_checkpoint
+
+    pipeline.run_fit(_cfg(collection, tmp_path / "a"))
+    gan = json.loads((tmp_path / "a" / "fit.json").read_text())["runs"]["gan"]
+    pipeline.run_fit(_cfg(collection, tmp_path / "b", init=str(Path(gan) / "best.pt")))
+    tuned = json.loads((tmp_path / "b" / "fit.json").read_text())["runs"]["gan"]
+    cfg = load_checkpoint(Path(tuned) / "last.pt", kind="gan")["config"]["train"]
+    assert cfg["init"].endswith("best.pt") and cfg["freeze_d"] == pipeline.FREEZE_D

@@ -37,8 +37,9 @@ def parse_budget(text: str) -> float:
 @click.option("--device", default=_C.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default=_C.amp, show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU.")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (1 is fastest on a busy 2-core machine).")
+@click.option("--init", default="", help="Fine-tune stage one from this train-gan prior (same size and channels; FreezeD on D's first 2 blocks).")
 @click.option("--overwrite", is_flag=True, help="Start over in a non-empty --out (or one holding a fit with other settings).")
-def fit(data, out, budget, size, channels, interval, scaling, context, horizon, seed, device, amp, threads, overwrite) -> None:
+def fit(data, out, budget, size, channels, interval, scaling, context, horizon, seed, device, amp, threads, init, overwrite) -> None:
     """From your frames to a scored model: stage one, stage two, a ConvLSTM baseline, a report.
 
     Run the same command again to resume after an interruption.
@@ -51,7 +52,7 @@ def fit(data, out, budget, size, channels, interval, scaling, context, horizon, 
 
     cfg = FitConfig(data=str(data), out=str(out), budget=parse_budget(budget), size=int(size),
                     channels=int(channels) if channels else None, interval=interval, scaling=scaling, context=context,
-                    horizon=horizon, seed=seed, device=device, amp=amp, threads=threads)
+                    horizon=horizon, seed=seed, device=device, amp=amp, threads=threads, init=str(init or ""))
     facts = run_fit(cfg, overwrite=overwrite)
     click.echo(Path(facts["files"]["table.txt"]).read_text())
     for line in facts["warnings"]:
