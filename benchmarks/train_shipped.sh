@@ -46,8 +46,10 @@ stage_gan() {
   else
     # A spatial latent (512 = 32 x 4 x 4) and the default stabilisers (BatchNorm D, ns loss, EMA):
     # projection SSIM 0.88 on validation frames, against 0.67 for the earlier nz-32 SN/hinge/DiffAugment
-    # generator (docs/benchmarks.md, "Stage one: the latent's shape").
+    # generator (docs/benchmarks.md, "Stage one: the latent's shape"). The shipped prior is the plain
+    # DCGAN (--encoder 0 --recon-weight 0 --ada-target 0), which train-gan's defaults no longer are.
     "$GANLSTM" train-gan --data "$DATA" --size 32 --scaling fixed --nz 512 --latent-grid 4 --ngf 32 --ndf 32 \
+      --encoder 0 --recon-weight 0 --ada-target 0 \
       --batch-size 32 --test-fraction 0 --seed 0 --max-steps $GAN_STEPS --save-every 50 --device "$DEVICE" --out "$ROOT/gan"
   fi
 }

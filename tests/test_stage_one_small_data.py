@@ -194,3 +194,12 @@ def test_cli_flags_reach_the_config(data_dir, tmp_path):
     ckpt = load_checkpoint(next((tmp_path / "runs").glob("*-gan")) / "last.pt", kind="gan")
     t = ckpt["config"]["train"]
     assert (t["recon_weight"], t["ada_target"], t["model"]["encoder"], ckpt["config"]["run"]["val_every"]) == (0.5, 0.6, 8, 3)
+
+
+def test_train_encoder_takes_the_encoder_width_when_hidden_is_not_given(data_dir, tmp_path, capsys):
+    run_dir = train_gan(*_cfgs(data_dir, tmp_path))
+    main(["train-encoder", "--gan", str(run_dir), "--data", str(data_dir), "--context", "3", "--horizon", "2", "--max-steps", "2",
+          "--batch-size", "2", "--out", str(tmp_path / "s2"), "--device", "cpu", "--val-fraction", "0.2", "--test-fraction", "0.2"])
+    ckpt = load_checkpoint(next((tmp_path / "s2").glob("*-gan_lstm")) / "last.pt", kind="forecaster")
+    assert tuple(ckpt["config"]["model"]["hidden"]) == (8, 8)  # TINY's encoder width, not the default 64
+    assert "--hidden 8,8" in capsys.readouterr().err

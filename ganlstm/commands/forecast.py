@@ -85,6 +85,19 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
     click.echo(f"run: {run_dir}  (model: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; GIFs in {run_dir / 'samples'})")
 
 
+def _reader_width(gan: Path, hidden: tuple[int, ...]) -> tuple[int, ...]:
+    """Without --hidden: the width of the prior's encoder, so that the reader starts from it."""
+    from ..checkpoint import load_checkpoint
+    from ..models.dcgan import gan_config_from_checkpoint
+
+    ckpt = load_checkpoint(gan, kind="gan")
+    width = gan_config_from_checkpoint(ckpt).encoder
+    if "E" not in ckpt["models"] or not width or width == hidden[0]:
+        return hidden
+    click.echo(f"--hidden {','.join([str(width)] * len(hidden))}: the width of {ckpt['path']}'s encoder, which the reader starts from", err=True)
+    return (width,) * len(hidden)
+
+
 @click.command("train-encoder")
 @click.option("--gan", type=click.Path(path_type=Path), help="The stage-one checkpoint (train-gan best.pt/last.pt or its run directory).")
 @data_options(size_help="Frame size; must equal the generator's (default: the generator's).")
@@ -125,6 +138,8 @@ def train_encoder(ctx: click.Context, **o) -> None:
     """
     if not o["resume"] and not o["gan"]:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
+    if o["gan"] and not o["resume"] and ctx.get_parameter_source("hidden") == click.core.ParameterSource.DEFAULT:
+        o["hidden"] = _reader_width(o["gan"], o["hidden"])
     model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
                              latent_cap=o["latent_cap"], separate_reader=o["separate_reader"],
                              refine_steps=o["refine_steps"], refine_lr=o["refine_lr"],
