@@ -3,14 +3,22 @@
 Layout::
 
     {format_version, ganlstm_version, kind, config, models: {name: state_dict},
-     optimizers: {name: state_dict}, step, epoch, rng, extra}
+     optimizers: {name: state_dict}, step, epoch, rng, extra, checksum}
 
 ``torch.load(..., weights_only=True)`` refuses anything that is not a tensor or a
 primitive container, so loading a checkpoint never runs code from it.
+
+``checksum`` maps the path of every tensor in the file (``"models/G/main.0.weight"``) to the
+SHA-256 of its dtype, shape and bytes. :func:`atomic_save` writes it for every checkpoint dict
+it saves (so a checkpoint rewritten after editing its config gets a fresh one), and
+:func:`load_checkpoint` refuses a file whose tensors no longer match it: torch does not verify
+the CRC of the zip entries it reads, so flipped bytes in a weight would otherwise load silently.
+Files written before the checksum existed (no ``checksum`` key) load unverified.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import random
@@ -90,9 +98,71 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through a temp file + ``os.replace``: a crash leaves the old file intact."""
+    """``torch.save`` through a temp file + ``os.replace``: a crash leaves the old file intact.
+
+    A checkpoint dict (one with ``format_version`` and ``kind``) is saved with a fresh
+    ``checksum`` of its tensors and without the ``path`` that :func:`load_checkpoint` adds.
+    """
+    if _is_checkpoint(obj):
+        obj = {k: v for k, v in obj.items() if k not in _UNCHECKED}
+        obj["checksum"] = tensor_checksums(obj)
     with atomic_open(path) as f:
         torch.save(obj, f)
+
+
+_UNCHECKED = ("checksum", "path")  # top-level keys outside the checksum: itself, and the path load_checkpoint adds
+
+
+def _is_checkpoint(obj: Any) -> bool:
+    return isinstance(obj, dict) and "format_version" in obj and "kind" in obj
+
+
+def tensor_checksums(ckpt: dict) -> dict[str, str]:
+    """SHA-256 (hex) of every tensor's dtype, shape and bytes in a checkpoint dict, keyed by its path.
+
+    Paths join the keys and list indices down to the tensor with "/" (``"optimizers/G/state/0/exp_avg"``);
+    the top-level ``checksum`` and ``path`` are skipped.
+    """
+    out: dict[str, str] = {}
+
+    def walk(x: Any, where: str) -> None:
+        if torch.is_tensor(x):
+            out[where] = _tensor_digest(x)
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{where}/{k}" if where else str(k))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{where}/{i}")
+
+    walk({k: v for k, v in ckpt.items() if k not in _UNCHECKED}, "")
+    return out
+
+
+def _tensor_digest(t: torch.Tensor) -> str:
+    t = t.detach()
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}|".encode())
+    t = t.resolve_conj().resolve_neg().cpu().contiguous().reshape(-1)  # (numel,)
+    h.update(t.view(torch.uint8).numpy().data if t.numel() else b"")  # (numel * itemsize,) raw bytes
+    return h.hexdigest()
+
+
+def _verify_checksum(ckpt: dict, path: Path) -> None:
+    """Refuse a checkpoint whose tensors differ from its stored checksum; legacy files (none stored) pass.
+
+    Only the tensors still in the file are compared: a tensor a tool removed is reported by whoever needs it.
+    """
+    stored = ckpt.get("checksum")
+    if stored is None:
+        return
+    found = tensor_checksums(ckpt)
+    if not isinstance(stored, dict) or any(stored.get(k) != digest for k, digest in found.items()):
+        raise GanlstmError(
+            f"{path} is corrupt: its tensors do not match the checksum stored when it was written; "
+            f"re-download it or use another checkpoint."
+        )
 
 
 def rng_state() -> dict:
@@ -167,9 +237,10 @@ def save_checkpoint(
 def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True`` and check its format and kind.
 
-    Raises :class:`GanlstmError` naming the file and the fix for a missing file, a
-    corrupt or truncated file, a file holding code or arbitrary objects, or a
-    checkpoint of another kind or format version.
+    Raises :class:`GanlstmError` naming the file and the fix for a missing file, a file
+    torch.save did not write (an image, an .npz), a corrupt or truncated file, a file holding
+    code or arbitrary objects, a checkpoint of another kind or format version, or one whose
+    tensors no longer match the checksum written with them.
     """
     path = Path(path)
     if path.is_dir():
@@ -181,6 +252,12 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
             raise GanlstmError(f"{path} is a directory without best.pt or last.pt; pass a checkpoint file.")
     if not path.is_file():
         raise GanlstmError(f"checkpoint {path} does not exist; check the path (run directories hold best.pt and last.pt).")
+    foreign = _foreign_file(path)
+    if foreign:
+        raise GanlstmError(
+            f"{path} is not a ganlstm checkpoint ({foreign}, not a file written by torch.save); "
+            f"pass a checkpoint written by ganlstm, e.g. a run's best.pt or last.pt."
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -188,9 +265,9 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
             f"checkpoint {path} holds objects that are not tensors or plain data and was refused "
             f"(loading it could run code: {_unpickling_detail(e)}); only load checkpoints written by ganlstm."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - damaged bytes make torch raise anything (RuntimeError, EOFError, KeyError, ...)
         raise GanlstmError(
-            f"checkpoint {path} is corrupt or truncated and cannot be read ({_first_line(e)}); "
+            f"checkpoint {path} is corrupt or truncated and cannot be read ({_error_name(e)}); "
             f"use another copy, e.g. the run's last.pt or best.pt."
         ) from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "kind" not in ckpt:
@@ -200,10 +277,40 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
             f"checkpoint {path} has format version {ckpt['format_version']}, this ganlstm "
             f"{__version__} reads version {FORMAT_VERSION}; re-save it with a matching ganlstm."
         )
+    _verify_checksum(ckpt, path)
     if kind is not None and ckpt["kind"] != kind:
         raise GanlstmError(f"checkpoint {path} is a {ckpt['kind']!r} checkpoint but a {kind!r} checkpoint is needed here; pass the right file.")
     ckpt["path"] = str(path)
     return ckpt
+
+
+# What a file that torch.save did not write most likely is, by its first bytes.
+_SIGNATURES = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+               b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image", b"BM": "a BMP image", b"\x93NUMPY": "a NumPy .npy array",
+               b"SIMPLE  =": "a FITS file", b"\x1f\x8b": "a gzip file"}
+
+
+def _foreign_file(path: Path) -> str | None:
+    """What ``path`` looks like if torch.save cannot have written it, else None (let torch.load judge).
+
+    torch.save writes a zip archive holding ``<name>/data.pkl``, or (legacy format) a pickle, which starts
+    with the PROTO opcode 0x80. An empty or truncated file is left to torch.load, which calls it truncated.
+    """
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head or head[:1] == b"\x80":
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None  # a cut-off torch file: torch.load reports it as truncated
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return None
+        return "it is a zip archive without data.pkl, e.g. an .npz"
+    kind = next((what for magic, what in _SIGNATURES.items() if head.startswith(magic)), None)
+    return f"it looks like {kind}" if kind else f"it starts with the bytes {head[:8]!r}"
 
 
 def load_state(module: torch.nn.Module, state_dict: dict, *, name: str, path: str = "checkpoint") -> None:
@@ -241,6 +348,12 @@ def _unpickling_detail(e: BaseException) -> str:
         return f"it references {found.group(1)}"
     lines = [line.strip() for line in str(e).splitlines() if "WeightsUnpickler error" in line]
     return re.sub(r"\x1b\[[0-9;]*m", "", lines[0] if lines else _first_line(e))[:200]
+
+
+def _error_name(e: BaseException) -> str:
+    """``RuntimeError: first line`` or just the type name for an exception without a message."""
+    line = _first_line(e)
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
 
 
 def _first_line(e: BaseException) -> str:

@@ -36,7 +36,10 @@ a = 1/s, and both send lo -> 0 and hi -> 1.
 
 Bad input raises :class:`ganlstm.errors.GanlstmError` with one sentence naming the file and the
 fix; decoder exceptions (Pillow, NumPy, astropy, ffmpeg) are wrapped, never leaked. Frame
-dimensions are checked against ``max_pixels`` from headers before any pixel is decoded.
+dimensions are checked against ``max_pixels`` from headers before any pixel is decoded: every
+page of a TIFF and every frame of a GIF, not only the first (see :mod:`ganlstm.data.limits`),
+and frame counts against ``max_frames`` after walking at most ``max_frames * interval + 1``
+frame headers.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ from PIL import Image
 from ..checkpoint import atomic_write_bytes
 from ..config import FrameOptions
 from ..errors import GanlstmError
+from .limits import gif_canvas_sizes, pil_page_sizes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # one frame per file
 FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz")  # a 2-D frame or a cube
@@ -127,7 +131,7 @@ def is_sequence_path(path: str | Path) -> bool:
     if ext in FITS_EXTENSIONS:
         return _fits_ndim(path) != 2
     if ext in IMAGE_EXTENSIONS:
-        return _pil_frame_count(path) != 1
+        return _pil_is_animated(path) is not False
     return False
 
 
@@ -489,10 +493,11 @@ def _pil_array(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGBA"))
 
 
-def _pil_frame_count(path: Path) -> int | None:
+def _pil_is_animated(path: Path) -> bool | None:
+    """Whether an image file holds several frames, from its first headers (a TIFF's next-IFD link); None if unreadable."""
     try:
         with Image.open(path) as im:
-            return int(getattr(im, "n_frames", 1))
+            return bool(getattr(im, "is_animated", False))
     except Exception:  # noqa: BLE001 - classification only; the reader reports the real problem
         return None
 
@@ -501,20 +506,42 @@ def _open_multiframe_image(path: Path, opts: FrameOptions) -> _Frames:
     with _guard(path):
         im = Image.open(path)  # lazy: the header gives size and frame count
     try:
-        with _guard(path):
-            n = int(getattr(im, "n_frames", 1))
         _check_pixels(im.height, im.width, path, opts)
-        if n == 1 and _ext(path) not in ANIMATION_EXTENSIONS:
-            raise GanlstmError(f"{path} is a single image; pass the directory that holds all frames of the sequence.")
         if _ext(path) == ".gif" and not _gif_has_trailer(path):
             raise GanlstmError(
                 f"{path} is corrupt or truncated (it lacks the GIF end marker, so frames may be missing); re-export or re-download it."
             )
+        with _guard(path):
+            n = _checked_frame_count(im, path, opts)
+        if n == 1 and _ext(path) not in ANIMATION_EXTENSIONS:
+            raise GanlstmError(f"{path} is a single image; pass the directory that holds all frames of the sequence.")
     except GanlstmError:
         im.close()
         raise
-    items = ((f"frame {i} of {path}", partial(_pil_seek_array, im, i)) for i in range(n))
+    items = ((f"frame {i} of {path}", partial(_pil_seek_array, im, i, path, opts)) for i in range(n))
     return _Frames(n, items, im.close)
+
+
+def _checked_frame_count(im: Image.Image, path: Path, opts: FrameOptions) -> int:
+    """Frames in an open image file, refused past ``max_frames`` or with any frame above ``max_pixels``.
+
+    Pillow checks only frame 0's size, and a TIFF page or a GIF frame may be far larger. GIF frames
+    and TIFF pages are walked from their headers (see :mod:`ganlstm.data.limits`), at most one frame
+    more than ``max_frames`` allows, so a file claiming millions of frames is refused without
+    walking them. APNG frames must lie inside the canvas and their count is in the header.
+    """
+    limit = opts.max_frames * opts.interval  # more frames than this keep more than max_frames
+    if im.format == "GIF":
+        sizes, word = gif_canvas_sizes(path, limit + 1), "frame"
+    elif im.format == "TIFF":
+        sizes, word = pil_page_sizes(im, limit + 1), "page"
+    else:
+        return int(getattr(im, "n_frames", 1))
+    for i, (width, height) in enumerate(sizes[1:], start=1):
+        _check_pixels(height, width, f"{word} {i} of {path}", opts)
+    _check_frame_count(math.ceil(len(sizes) / opts.interval), path, opts)
+    # Within the limit, Pillow's own count is the one decoding will follow.
+    return int(getattr(im, "n_frames", 1)) if im.format == "GIF" else len(sizes)
 
 
 def _gif_has_trailer(path: Path) -> bool:
@@ -528,8 +555,9 @@ def _gif_has_trailer(path: Path) -> bool:
         return f.read().rstrip(b"\x00").endswith(b"\x3b")
 
 
-def _pil_seek_array(im: Image.Image, index: int) -> np.ndarray:
-    im.seek(index)
+def _pil_seek_array(im: Image.Image, index: int, path: Path, opts: FrameOptions) -> np.ndarray:
+    im.seek(index)  # reads the frame's header (decoding only the frames before it, for a GIF)
+    _check_pixels(im.height, im.width, f"frame {index} of {path}", opts)  # its own size, before its pixels
     return _pil_array(im)
 
 

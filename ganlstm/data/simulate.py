@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -590,8 +591,9 @@ def simulate_dataset(
     Refuses a non-empty ``out`` unless ``overwrite``; then earlier ``seq_*`` folders are
     replaced so no stale sequence survives. Each sequence is written into a hidden folder and
     renamed when complete, so readers never see half a sequence, and ``simulation.json``
-    appears only when all are done. An interrupted call resumes: the same call again keeps
-    the finished sequences and simulates the rest (sequence i depends only on (seed, i)).
+    appears only when all are done. An interrupted call resumes, wherever it was killed (even
+    while writing its progress file): the same call again keeps the finished sequences and
+    simulates the rest (sequence i depends only on (seed, i)); see :func:`_resumable`.
     Returns ``out``.
     """
     from PIL import Image
@@ -614,6 +616,8 @@ def simulate_dataset(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".seq_*"):  # a sequence cut off mid-write
         shutil.rmtree(stale)
+    for tmp in _temp_files(out):  # a progress or summary file cut off mid-write
+        tmp.unlink(missing_ok=True)
     atomic_write_bytes(out / PARTIAL, (json.dumps(args, indent=2) + "\n").encode())
     todo = [i for i in range(sequences) if not (out / f"seq_{i:04d}").is_dir()]
     for i, (seq, params) in zip(todo, _simulate_many(seed, todo, frames, size, workers, progress)):
@@ -630,16 +634,75 @@ def simulate_dataset(
 
 
 def _resumable(out: Path, args: dict, overwrite: bool) -> bool:
-    """True if ``out`` holds an interrupted simulation with exactly ``args`` (and no ``overwrite``)."""
-    partial = out / PARTIAL
-    if overwrite or not partial.is_file() or (out / "simulation.json").exists():
+    """True if ``out`` holds an interrupted simulation with exactly ``args`` (and no ``overwrite``).
+
+    Interrupted means any of: the progress file is there (or, killed while it was written, only a temp
+    file of it or of ``simulation.json`` with these settings); ``simulation.json`` was written but the
+    progress file not yet removed; or ``out`` holds nothing but finished sequences of these settings
+    (checked against their params.json and frames) and leftovers of an interrupted write (temp files,
+    hidden ``.seq_*`` folders). Raises GanlstmError when saved settings differ from ``args``.
+    """
+    partial, final = out / PARTIAL, out / "simulation.json"
+    if overwrite:
         return False
-    try:
-        saved = json.loads(partial.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
+    if final.exists():  # finished, unless killed between writing it and removing the progress file
+        return partial.is_file() and _saved_settings(final) == args
+    candidates = [partial] if partial.is_file() else []
+    saved = next((s for s in map(_saved_settings, candidates + _temp_files(out)) if s is not None), None)
+    if saved is None:  # no readable record of the settings: the finished sequences must show them
+        return _holds_only_sequences_of(out, args)
     if saved != args:
         differ = ", ".join(f"{k} {saved.get(k)} (now {v})" for k, v in args.items() if saved.get(k) != v)
         raise GanlstmError(f"{out} holds an interrupted simulation with other settings: {differ}; rerun it with those settings "
                            f"to finish it, or pass --overwrite to start again.")
     return True
+
+
+def _temp_files(out: Path) -> list[Path]:
+    """Temp files that atomic writes of the progress file or simulation.json leave when killed (``.NAME.XXXX.tmp``)."""
+    return sorted(p for name in (PARTIAL, "simulation.json") for p in out.glob(f".{name}.*.tmp") if p.is_file())
+
+
+def _saved_settings(path: Path) -> dict | None:
+    """The settings recorded in a progress/summary file (without ``ganlstm_version``), or None if unreadable."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
+        return None
+    if not isinstance(saved, dict):
+        return None
+    saved.pop("ganlstm_version", None)
+    return saved
+
+
+_SEQ_NAME = re.compile(r"seq_(\d{4,})")
+
+
+def _holds_only_sequences_of(out: Path, args: dict) -> bool:
+    """Whether every entry of ``out`` is a finished sequence of ``args``, a hidden ``.seq_*`` folder or a temp file."""
+    temps = set(_temp_files(out))
+    for entry in out.iterdir():
+        if entry in temps or (entry.name.startswith(".seq_") and entry.is_dir()):
+            continue
+        m = _SEQ_NAME.fullmatch(entry.name)
+        if m is None or not entry.is_dir() or not _is_finished_sequence(entry, int(m.group(1)), args):
+            return False
+    return True
+
+
+def _is_finished_sequence(folder: Path, index: int, args: dict) -> bool:
+    """Whether ``folder`` is sequence ``index`` exactly as simulate_dataset(**args) writes it (params, frame names, size)."""
+    from PIL import Image
+
+    if folder.name != f"seq_{index:04d}" or index >= args["sequences"]:
+        return False
+    expected = {f"frame_{t:04d}.png" for t in range(args["frames"])} | {"params.json"}
+    try:
+        if {p.name for p in folder.iterdir()} != expected:
+            return False
+        params = json.loads((folder / "params.json").read_text())
+        with Image.open(folder / "frame_0000.png") as im:
+            size = im.size
+    except (OSError, ValueError):  # unreadable params.json or frame: not finished
+        return False
+    return params == MergerParams.sample(_sequence_rng(args["seed"], index)).to_dict() and size == (args["size"],) * 2

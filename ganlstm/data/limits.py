@@ -1,0 +1,108 @@
+"""Bounded header walks behind the frame readers' ``max_frames`` / ``max_pixels`` guards.
+
+Pillow checks only the first frame of a file against its decompression-bomb limit, and counts
+the frames of a GIF by walking the whole file. These helpers read frame headers and nothing
+else, and stop after ``limit`` frames, so :mod:`ganlstm.data.frames` can refuse a file whose
+later page is huge, or which holds too many frames, before any pixel of it is decoded:
+
+* :func:`gif_canvas_sizes` walks a GIF's blocks the way Pillow's ``GifImageFile._seek`` does
+  (image data is skipped sub-block by sub-block, never decompressed) and returns the canvas
+  size Pillow decodes each frame into: the logical screen, grown by any frame that reaches
+  past it;
+* :func:`pil_page_sizes` seeks the pages of an open multi-page TIFF, which reads each page's
+  tag directory (IFD) only.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+
+_GIF_MAGICS = (b"GIF87a", b"GIF89a")
+
+
+def gif_canvas_sizes(path: Path, limit: int) -> list[tuple[int, int]]:
+    """(width, height) of the canvas Pillow decodes each of the first ``limit`` frames of a GIF into.
+
+    The list is shorter than ``limit`` only when the file holds fewer frames. Raises
+    ``ValueError`` / ``struct.error`` / ``IndexError`` where Pillow would fail to parse the
+    headers too (the caller wraps them into a GanlstmError naming the file).
+    """
+    with open(path, "rb") as f:
+        head = f.read(13)
+        if len(head) < 13 or head[:6] not in _GIF_MAGICS:
+            raise ValueError("not a GIF file")
+        width, height = struct.unpack_from("<HH", head, 6)
+        if head[10] & 128:  # global colour table
+            f.read(3 << ((head[10] & 7) + 1))
+        sizes: list[tuple[int, int]] = []
+        while len(sizes) < limit:
+            if sizes:  # the previous frame's image data, up to its terminator
+                while _sub_block(f):
+                    pass
+            extent = _next_gif_frame(f, first=not sizes)
+            if extent is None:
+                break
+            width, height = max(width, extent[0]), max(height, extent[1])
+            sizes.append((width, height))
+    return sizes
+
+
+def _sub_block(f: BinaryIO) -> bytes | None:
+    """One length-prefixed GIF data sub-block (b"" at end of file), or None at a zero-length terminator.
+
+    Pillow's ``GifImageFile.data``; its quirks (an empty extension swallows the next sub-block) are kept,
+    so both count the same frames.
+    """
+    s = f.read(1)
+    return f.read(s[0]) if s and s[0] else None
+
+
+def _next_gif_frame(f: BinaryIO, first: bool) -> tuple[int, int] | None:
+    """Skip extensions up to the next image descriptor; its right and bottom edges, or None at the end."""
+    s = f.read(1)
+    while True:
+        if not s:
+            s = f.read(1)
+        if not s or s == b";":
+            return None
+        if s == b"!":
+            label = f.read(1)[0]
+            block = _sub_block(f)
+            if label == 254:  # comment: its sub-blocks up to the terminator
+                while block:
+                    block = _sub_block(f)
+                s = b""
+                continue
+            if label == 255 and first and block is not None and block.startswith(b"NETSCAPE2.0"):
+                _sub_block(f)  # the loop-count sub-block
+            while _sub_block(f):
+                pass
+        elif s == b",":
+            d = f.read(9)
+            x0, y0, w, h = struct.unpack_from("<HHHH", d)
+            if d[8] & 128:  # local colour table
+                f.read(3 << ((d[8] & 7) + 1))
+            f.read(1)[0]  # LZW minimum code size; its data follows
+            return x0 + w, y0 + h
+        s = b""  # any other byte is skipped, as Pillow does
+
+
+def pil_page_sizes(im: Image.Image, limit: int) -> list[tuple[int, int]]:
+    """(width, height) of the first ``limit`` pages of an open multi-page image whose seek reads headers only (TIFF).
+
+    Leaves ``im`` on page 0.
+    """
+    sizes: list[tuple[int, int]] = []
+    try:
+        while len(sizes) < limit:
+            try:
+                im.seek(len(sizes))
+            except EOFError:
+                break
+            sizes.append(im.size)
+    finally:
+        im.seek(0)
+    return sizes
