@@ -166,6 +166,8 @@ def test_discriminator_win_is_diagnosed(tmp_path):
     out = health.check(500, None, None, tmp_path)
     assert out["d_accuracy"] == 1.0
     assert "discriminator wins" in read_health(tmp_path)[0] and "--ada-target" in read_health(tmp_path)[0]
+    adaptive = GanHealth(torch.device("cpu"), reconstructs=True, adaptive=True)
+    assert "--ada-target" not in adaptive.fix_d_wins and "--recon-weight" not in adaptive.fix_d_wins and "--init" in adaptive.fix_d_wins
     for _ in range(gan_health.MIN_WINDOW):
         health.observe(torch.full((8,), 0.5), torch.full((8,), 0.5), torch.tensor(0.7))
     health.check(510, None, None, tmp_path)

@@ -165,7 +165,7 @@ class GanTask:
         # One scaler per loss: an overflow in D's backward must not skip G's step, or vice versa.
         self.scalers = {k: make_grad_scaler(device, run.amp) for k in ("G", "D")}
         self.g_params = [*self.G.parameters(), *e_params]
-        self.health = GanHealth(device, reconstructs=self.E is not None)
+        self.health = GanHealth(device, reconstructs=self.E is not None, adaptive=self.ada is not None)
         self.fixed_z = sample_latents(GRID_SAMPLES, cfg.model.nz, run.seed, device)  # the same grid every epoch
         self.proxy_frames = spread_frames(val, PROXY_FRAMES) if val else None
         self.reference = None if reference is None else torch.from_numpy(reference)

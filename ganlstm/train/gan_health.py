@@ -32,10 +32,12 @@ MIN_WINDOW = 10  # D's accuracy is judged over at least this many steps
 WARMUP_STEPS = 100  # no diagnosis before this step: an untrained G draws near-constant frames by design
 HEALTH_FILE = "health.txt"
 
-FIX_D_WINS = ("turn on adaptive augmentation (--ada-target 0.6), keep the reconstruction term on (--encoder 32 "
-              "--recon-weight 30), lower --lr-d, or fine-tune from a prior with --init CKPT --freeze-d 2")
-FIX_COLLAPSE = ("keep the reconstruction term on (--encoder 32 --recon-weight 30), which ties the latents to real frames; "
-                "lower --lr-g, or resume from an earlier checkpoint")
+ADA_FIX = "turn on adaptive augmentation (--ada-target 0.6)"
+RECON_FIX = "turn on the reconstruction term (--encoder 32 --recon-weight 30), which ties the latents to real frames"
+
+
+def _fixes(*options: str) -> str:
+    return ", ".join(options[:-1]) + ", or " + options[-1] if len(options) > 1 else options[0]
 
 
 def diversity(frames: Tensor) -> Tensor:
@@ -52,8 +54,11 @@ def diversity_ratio(samples: Tensor, real: Tensor) -> float:
 class GanHealth:
     """Window statistics of D's accuracy and G's loss, and the diagnoses drawn from them at each evaluation."""
 
-    def __init__(self, device: torch.device, reconstructs: bool = False):
+    def __init__(self, device: torch.device, reconstructs: bool = False, adaptive: bool = False):
         self.reconstructs = reconstructs  # an encoder beside G: G still learns from G(E(x)) ~ x when D wins
+        missing = ([] if adaptive else [ADA_FIX]) + ([] if reconstructs else [RECON_FIX])
+        self.fix_d_wins = _fixes(*missing, "lower --lr-d", "fine-tune from a prior with --init CKPT --freeze-d 2")
+        self.fix_collapse = _fixes(*([] if reconstructs else [RECON_FIX]), "lower --lr-g", "resume from an earlier checkpoint")
         self.sums = torch.zeros(3, device=device)  # (D accuracy, G loss, steps) since the last evaluation
         self.said: set[str] = set()
 
@@ -80,7 +85,7 @@ class GanHealth:
                 effect = ("samples from random latents will look unlike your frames (G still learns to redraw them, "
                           "G(E(x)) ~ x)" if self.reconstructs else "so G is learning little")
                 messages.append(("d_wins", f"step {step}: the discriminator wins outright (right on {out['d_accuracy']:.0%} of "
-                                 f"real and generated frames, G loss {g:.2f}): {effect}; {FIX_D_WINS}."))
+                                 f"real and generated frames, G loss {g:.2f}): {effect}; {self.fix_d_wins}."))
         if samples is not None and real is not None and len(samples) > 1 and len(real) > 1:
             out["diversity"] = diversity_ratio(samples, real)
             spread = out["diversity"]
@@ -89,7 +94,7 @@ class GanHealth:
                 spread = max(spread, out["redrawn_diversity"])
             if judge and spread < COLLAPSE_RATIO:
                 messages.append(("collapse", f"step {step}: the samples collapsed: their spread across a batch is "
-                                 f"{spread:.0%} of the real frames'; {FIX_COLLAPSE}."))
+                                 f"{spread:.0%} of the real frames'; {self.fix_collapse}."))
         for kind, text in messages:
             self.report(kind, text, run_dir)
         return out
