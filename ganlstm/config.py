@@ -250,7 +250,7 @@ class FitConfig:
     nz: int = 512
     latent_grid: int = 4
     width: int = 32  # ngf = ndf = stage-one encoder = ConvLSTM widths
-    recon_weight: float = 30.0  # the adversarial term sharpens; at weight 1 it slowed the reconstruction 2x (docs/benchmarks.md)
+    recon_weight: float = 30.0  # the adversarial term sharpens; at weight 10 the reconstruction lagged (docs/benchmarks.md)
     ada_target: float = 0.6
     gan_batch_size: int = 32
     batch_size: int = 8
