@@ -72,12 +72,11 @@ class DataPlan:
 
 def inspect_data(cfg: FitConfig) -> DataPlan:
     """Read the data once at the working size; decide channels and the kind of split, and say what changes."""
-    from .data.frames import read_collection
-
+    from .data.frames import is_sequence_path, read_collection
     from .resolution import native_shape
 
     path = Path(cfg.data)
-    first_path = path if not path.is_dir() or _is_frame_dir(path) else next(iter(sorted(p for p in path.iterdir() if not p.name.startswith("."))), path)
+    first_path = path if not path.is_dir() or is_sequence_path(path) else next(iter(sorted(p for p in path.iterdir() if not p.name.startswith("."))), path)
     opts = FrameOptions(size=cfg.size, channels=3, interval=cfg.interval, scaling=cfg.scaling)
     _, h, w = native_shape(first_path, opts)  # decodes the first frame only
     sequences = read_collection(cfg.data, opts)
@@ -111,12 +110,6 @@ def _check_held_out(sequences: list, cfg: FitConfig) -> None:
                                f"context + horizon = {need}; lower --context/--horizon, keep more frames (--interval 1), or add sequences.")
 
 
-def _is_frame_dir(path: Path) -> bool:
-    from .data.frames import is_sequence_path
-
-    return is_sequence_path(path)
-
-
 # ---------------------------------------------------------------- stage configs
 
 
@@ -142,14 +135,14 @@ def run_config(cfg: FitConfig, out: Path, steps: int, batch_size: int, *, progre
                      threads=cfg.threads, val_every=max(1, steps // VALIDATIONS), progress=progress)
 
 
-def _train(stage: str, train_cfg: Any, run: RunConfig, resume: str | None = None) -> Path:
+def _train(stage: str, train_cfg: Any, run: RunConfig, resume: str | None = None, on_start: Any = None) -> Path:
     if stage == "gan":
         from .train.gan import train_gan
 
-        return train_gan(train_cfg, run, resume=resume)
+        return train_gan(train_cfg, run, resume=resume, on_start=on_start)
     from .train.forecaster import train_forecaster
 
-    return train_forecaster(train_cfg, run, resume=resume)
+    return train_forecaster(train_cfg, run, resume=resume, on_start=on_start)
 
 
 def calibrate(stage: str, train_cfg: Any, cfg: FitConfig, batch_size: int, warmup: int = 0) -> tuple[float, float]:
@@ -273,31 +266,14 @@ def _stage(state: FitState, stage: str, train_cfg: Any, cfg: FitConfig, stages: 
     run = run_config(cfg, stages, steps, batch_size)
     resume = runs.get(stage) if runs.get(stage) and (Path(runs[stage]) / "last.pt").exists() else None
     _say(f"{stage}: {steps} steps of batch {batch_size}" + (f", resuming {resume}" if resume else ""))
-    if not resume:
-        run_dir = _train_recording(state, stage, train_cfg, run)
-    else:
-        run_dir = _train(stage, train_cfg, run, resume=resume)
+
+    def record(run_dir: Path) -> None:  # as soon as the run exists, so that an interruption can resume it
+        runs[stage] = str(run_dir)
+        state.save()
+
+    run_dir = _train(stage, train_cfg, run, resume=resume, on_start=record)
     state.finish(stage, time.perf_counter() - t0)
     return run_dir
-
-
-def _train_recording(state: FitState, stage: str, train_cfg: Any, run: RunConfig) -> Path:
-    """Start a stage's run and record its directory as soon as it exists, so an interruption can resume it."""
-    from .train import common
-
-    original = common.create_run_dir
-
-    def create(out: str | Path, name: str) -> Path:
-        run_dir = original(out, name)
-        state.data["runs"][stage] = str(run_dir)
-        state.save()
-        return run_dir
-
-    common.create_run_dir = create
-    try:
-        return _train(stage, train_cfg, run)
-    finally:
-        common.create_run_dir = original
 
 
 def _steps_for(stage: str, train_cfg: Any, cfg: FitConfig, batch_size: int, seconds: float) -> int:
@@ -325,16 +301,12 @@ def anchor_score(result: Any, name: str) -> float:
 def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, float]]:
     """The residual-anchoring decay with the best :func:`anchor_score` on the validation windows; recorded in the checkpoint."""
     from .checkpoint import load_checkpoint
-    from .data.frames import read_collection
-    from .data.windows import split_collection
     from .evaluation import evaluate_models, trivial_baselines
-    from .train.forecaster import frame_options_of, load_forecaster, saved_configs, set_anchor_decay
+    from .report import held_out
+    from .train.forecaster import load_forecaster, set_anchor_decay
 
     ckpt = load_checkpoint(checkpoint, kind="forecaster")
-    train_cfg, run = saved_configs(ckpt)
-    sequences = read_collection(train_cfg.data_path, frame_options_of(ckpt))
-    val = split_collection(sequences, train_cfg.val_fraction, train_cfg.test_fraction, run.resolved_split_seed,
-                           time_split=train_cfg.time_split)["val"]
+    val = held_out(ckpt, "val")
     models = {f"{d:g}": load_forecaster(ckpt, "cpu", anchor_decay=d)[0] for d in cfg.anchor_decays}
     result = evaluate_models({"persistence": trivial_baselines()["persistence"], **models}, [s for _, s in val],
                              cfg.context, cfg.horizon, device="cpu", stride=1)

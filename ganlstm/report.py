@@ -29,13 +29,13 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def held_out(checkpoint: Path, part: str = "test"):
-    """The (name, (T, C, H, W)) sequences of ``part`` that a forecaster checkpoint's run held out."""
+def held_out(checkpoint: Path | dict, part: str = "test"):
+    """The (name, (T, C, H, W)) sequences of ``part`` that a forecaster checkpoint's run held out (a path or a loaded checkpoint)."""
     from .data.frames import read_collection
     from .data.windows import split_collection
     from .train.forecaster import frame_options_of, saved_configs
 
-    ckpt = load_checkpoint(checkpoint, kind="forecaster")
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, kind="forecaster")
     cfg, run = saved_configs(ckpt)
     sequences = read_collection(cfg.data_path, frame_options_of(ckpt))
     return split_collection(sequences, cfg.val_fraction, cfg.test_fraction, run.resolved_split_seed, time_split=cfg.time_split)[part]
@@ -43,26 +43,17 @@ def held_out(checkpoint: Path, part: str = "test"):
 
 def prior_quality(gan_ckpt: Path) -> dict[str, float]:
     """Projection SSIM/MSE of the test frames through the prior, and its encoder's one-pass reading when it has one."""
-    from .data.frames import read_collection
-    from .models.dcgan import load_generator
-    from .train.gan import evaluate_gan, frame_options, load_reader, reader_quality, saved_configs, split_sequences, spread_frames
+    from .train.gan import evaluate_gan
 
     q = evaluate_gan(gan_ckpt, device="cpu", **PROJECTION)
     out = {"projection_ssim": q["ssim"], "projection_mse": q["mse"], "projection_sharpness": q["sharpness"]}
-    ckpt = load_checkpoint(gan_ckpt, kind="gan")
-    E = load_reader(ckpt)
-    if E is not None:
-        cfg, run = saved_configs(ckpt)
-        test = split_sequences(read_collection(cfg.data_path, frame_options(cfg)), cfg, run.resolved_split_seed)["test"]
-        frames = torch.from_numpy(spread_frames(test, PROJECTION["frames"]))
-        r = reader_quality(load_generator(ckpt), E, frames)
-        out.update(encoder_ssim=r["reader_ssim"], encoder_mse=r["reader_mse"])
+    if "reader_ssim" in q:
+        out.update(encoder_ssim=q["reader_ssim"], encoder_mse=q["reader_mse"])
     return out
 
 
 def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ckpt: Path, conv_ckpt: Path) -> dict[str, Any]:
     """Score everything on the held-out windows and write ``out/report/``; returns report.json's content."""
-    from .demo import comparison_frames, save_comparison_gif
     from .evaluation import evaluate_models, format_table, persistence_warnings, trivial_baselines, write_metrics
     from .train.forecaster import load_forecaster
     from .train.gan_health import read_health
@@ -79,7 +70,7 @@ def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ck
     paths = write_metrics(result, report_dir, overwrite=True, title=f"{Path(cfg.data).name}: held-out windows")
     table = format_table(result)
     atomic_write_bytes(report_dir / "table.txt", (table + "\n").encode())
-    gif = _comparison(models, test, cfg, report_dir / "comparison.gif", comparison_frames, save_comparison_gif)
+    gif = _comparison(models, test, cfg, report_dir / "comparison.gif")
     health = read_health(Path(gan_ckpt).parent)
     warnings = [f"warning: stage one recorded {len(health)} diagnosis(es) in {Path(gan_ckpt).parent / 'health.txt'}; the last: {health[-1]}"] if health else []
     warnings += persistence_warnings(result)
@@ -92,8 +83,9 @@ def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ck
     return facts
 
 
-def _comparison(models, test, cfg: FitConfig, path: Path, frames_fn, save_fn) -> Path:
+def _comparison(models, test, cfg: FitConfig, path: Path) -> Path:
     from .data.windows import WindowDataset
+    from .demo import comparison_frames, save_comparison_gif
     from .rollout import predict
 
     windows = WindowDataset([s for _, s in test], cfg.context, cfg.horizon, cfg.horizon)
@@ -101,7 +93,7 @@ def _comparison(models, test, cfg: FitConfig, path: Path, frames_fn, save_fn) ->
     context, truth = (torch.stack(x) for x in zip(*(windows[i] for i in idx)))  # (N, J, C, H, W), (N, K, C, H, W)
     shown = {name: models[name] for name in ("gan_lstm", "convlstm", "persistence")}
     preds = {name: predict(m, context, cfg.horizon) for name, m in shown.items()}
-    return save_fn(frames_fn(context, truth, preds), path)
+    return save_comparison_gif(comparison_frames(context, truth, preds), path)
 
 
 def _markdown(facts: dict, table: str) -> str:
@@ -111,7 +103,7 @@ def _markdown(facts: dict, table: str) -> str:
         f"{plan.get('sequences')} sequences, split by sequence"
     lines += [f"- data: {split}; {plan.get('frames')} frames; stored as {'x'.join(map(str, plan.get('native_chw', [])))}, "
               f"read as {plan.get('channels')} channel(s)", *[f"- note: {n}" for n in plan.get("notes", [])]]
-    lines += [f"- budget (minutes): " + ", ".join(f"{k} {v:g}" for k, v in facts["budget_minutes"].items())
+    lines += ["- budget (minutes): " + ", ".join(f"{k} {v:g}" for k, v in facts["budget_minutes"].items())
               + "; steps: " + ", ".join(f"{k} {v}" for k, v in facts["steps"].items())
               + "; seconds spent: " + ", ".join(f"{k} {v:g}" for k, v in facts["seconds"].items())]
     lines += [f"- prior: projection SSIM {prior['projection_ssim']:.3f} on held-out frames"

@@ -5,7 +5,6 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,30 +13,12 @@ from ganlstm.checkpoint import load_checkpoint
 from ganlstm.cli import main
 from ganlstm.config import FrameOptions, GanConfig, GanTrainConfig, RunConfig
 from ganlstm.models.augment import ADA_INTERVAL, AdaptiveAugment
-from ganlstm.train import gan as gan_train
 from ganlstm.train import gan_health
 from ganlstm.train.gan import train_gan
 from ganlstm.train.gan_health import GanHealth, diversity_ratio, read_health
+from test_train_gan import cheap_proxy, data_dir  # noqa: F401 - the same tiny blob collection and cheap projection proxy
 
 TINY = GanConfig(image_size=16, channels=1, nz=16, ngf=4, ndf=4, latent_grid=4, encoder=8)
-
-
-@pytest.fixture(autouse=True)
-def cheap_proxy(monkeypatch):
-    monkeypatch.setattr(gan_train, "PROXY_STEPS", 5)
-
-
-@pytest.fixture
-def data_dir(tmp_path) -> Path:
-    """Five 8-frame sequences of a drifting Gaussian blob, 16x16 .npy (3 train, 1 val, 1 test)."""
-    d = tmp_path / "data"
-    d.mkdir()
-    yy, xx = np.mgrid[0:16, 0:16]
-    rng = np.random.default_rng(0)
-    for s in range(5):
-        x0, y0, vx = rng.uniform(4, 12), rng.uniform(4, 12), rng.uniform(-0.5, 0.5)
-        np.save(d / f"seq{s}.npy", np.stack([np.exp(-((xx - x0 - vx * t) ** 2 + (yy - y0) ** 2) / 6.0) for t in range(8)]).astype(np.float32))
-    return d
 
 
 def _cfgs(data_dir: Path, tmp_path: Path, model: GanConfig = TINY, run: dict | None = None, **train) -> tuple[GanTrainConfig, RunConfig]:
@@ -155,21 +136,26 @@ def test_no_diagnosis_before_the_warm_up(data_dir, tmp_path):
     assert read_health(run_dir) == []
 
 
+def _observe(health: GanHealth, real_logits, fake_logits, g_loss) -> None:
+    health.observe_d(real_logits, fake_logits)
+    health.observe_g(g_loss)
+
+
 def test_discriminator_win_is_diagnosed(tmp_path):
     health = GanHealth(torch.device("cpu"))
     for _ in range(gan_health.MIN_WINDOW - 1):
-        health.observe(torch.full((8,), 4.0), torch.full((8,), -4.0), torch.tensor(4.0))
+        _observe(health, torch.full((8,), 4.0), torch.full((8,), -4.0), torch.tensor(4.0))
     health.check(490, None, None, tmp_path)
     assert read_health(tmp_path) == []  # too short a window to judge
     for _ in range(gan_health.MIN_WINDOW):
-        health.observe(torch.full((8,), 4.0), torch.full((8,), -4.0), torch.tensor(4.0))
+        _observe(health, torch.full((8,), 4.0), torch.full((8,), -4.0), torch.tensor(4.0))
     out = health.check(500, None, None, tmp_path)
     assert out["d_accuracy"] == 1.0
     assert "discriminator wins" in read_health(tmp_path)[0] and "--ada-target" in read_health(tmp_path)[0]
     adaptive = GanHealth(torch.device("cpu"), reconstructs=True, adaptive=True)
     assert "--ada-target" not in adaptive.fix_d_wins and "--recon-weight" not in adaptive.fix_d_wins and "--init" in adaptive.fix_d_wins
     for _ in range(gan_health.MIN_WINDOW):
-        health.observe(torch.full((8,), 0.5), torch.full((8,), 0.5), torch.tensor(0.7))
+        _observe(health, torch.full((8,), 0.5), torch.full((8,), 0.5), torch.tensor(0.7))
     health.check(510, None, None, tmp_path)
     assert len(read_health(tmp_path)) == 1  # a balanced window adds nothing
 

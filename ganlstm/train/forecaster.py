@@ -31,6 +31,7 @@ import json
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -364,7 +365,8 @@ def _say(msg: str, enabled: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | None = None) -> Path:
+def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | None = None, *,
+                     on_start: Callable[[Path], None] | None = None) -> Path:
     """Train the forecaster named by ``cfg.model.model``; returns the run directory.
 
     The run directory (``<run.out>/<n>-<model>/``) holds config.json, split.json, log.csv,
@@ -372,6 +374,7 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     ``resume`` is a checkpoint, a run directory or ``"last"``: weights, optimiser, step and
     RNG are restored and training continues to ``run.epochs`` / ``run.max_steps`` (totals, not
     increments); the architecture, training options, seed and batch size come from the checkpoint.
+    ``on_start`` is called with a new run's directory as soon as it exists (``fit`` records it there).
     """
     if run.compile:
         raise GanlstmError("training forecasters does not support compile=True yet; leave it off.")
@@ -424,6 +427,8 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     else:
         run_dir = start_run(task.name, task.kind, run, None, task.config)[0] if dist_.is_main else None
         run_dir = Path(dist_.broadcast(str(run_dir) if run_dir else None))
+        if on_start is not None and dist_.is_main:
+            on_start(run_dir)
         if dist_.is_main:
             atomic_write_bytes(run_dir / "split.json", (json.dumps(data.split, indent=2) + "\n").encode())
         state = FitState()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,7 +212,7 @@ class GanTask:
             fake_logits = self.D(self.augment(fake)).float()  # (B,)
             loss = d_loss(real_logits, fake_logits, self.cfg.loss)
         out = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        self._logits = (real_logits.detach(), fake_logits.detach())
+        self.health.observe_d(real_logits.detach(), fake_logits.detach())
         if self.ada is not None:
             self.ada.observe(real_logits.detach())
             out["ada_p"] = self.ada.p.detach().clone()
@@ -242,7 +243,7 @@ class GanTask:
             loss = loss + self.cfg.recon_weight * rec + moments
             out.update(recon=rec.detach(), latent_moments=moments.detach())
         self._step("G", loss, inputs=self.g_params)
-        self.health.observe(*self._logits, adv)
+        self.health.observe_g(adv)
         return out
 
     def evaluate(self, epoch: int, step: int, run_dir: Path) -> dict[str, float]:
@@ -252,7 +253,7 @@ class GanTask:
         scale = max(1, 64 // G.image_size)
         samples = G.render(self.fixed_z)  # (64, C, S, S) in [0, 1]
         save_grid(samples, run_dir / "samples" / f"{name}.png", nrow=8, scale=scale, overwrite=True)
-        real = None if self.proxy_frames is None else torch.from_numpy(self.proxy_frames)
+        real = None if self.proxy_frames is None else torch.from_numpy(self.proxy_frames).to(self.device)  # (N, C, S, S)
         # Collapse is a property of the G being trained: the average G_ema lags it by ~1/(1 - ema) steps.
         drawn = self.G_raw.render(self.fixed_z[:DIVERSITY_FRAMES])  # (N, C, S, S)
         redrawn = None
@@ -261,11 +262,11 @@ class GanTask:
         health = self.health.check(step, drawn.cpu(), self.reference, run_dir, redrawn)
         if self.proxy_frames is None:
             return health
-        starts = None if self.E is None else _unwrap(self.E)(to_model_range(real.to(self.device)))  # (N, nz)
+        starts = None if self.E is None else _unwrap(self.E)(to_model_range(real))  # (N, nz)
         q = projection_quality(G, self.proxy_frames, steps=PROXY_STEPS, restarts=PROXY_RESTARTS, seed=0, starts=starts)
         out = {"proj_ssim": q["ssim"], "proj_mse": q["mse"], "hist_distance": q["hist_distance"], **health}
         if self.E is not None:
-            out.update(reader_quality(G, self.E, real.to(self.device)))
+            out.update(reader_quality(G, self.E, real))
         return {**out, "score": q["mse"]}
 
 
@@ -298,8 +299,7 @@ def load_init(task: GanTask, init: dict) -> None:
     for name in ("G", "G_ema", "D", "E"):
         module = task.models.get(name)
         if module is not None and name in init["models"]:
-            target = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-            load_state(target, init["models"][name], name=name, path=init["path"])
+            load_state(_unwrap(module), init["models"][name], name=name, path=init["path"])
 
 
 @torch.no_grad()
@@ -343,12 +343,14 @@ def saved_configs(ckpt: dict) -> tuple[GanTrainConfig, RunConfig]:
     return from_dict(GanTrainConfig, train, where=f"{path}: config.train"), from_dict(RunConfig, run, where=f"{path}: config.run")
 
 
-def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None) -> Path:
+def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None, *,
+              on_start: Callable[[Path], None] | None = None) -> Path:
     """Train the DCGAN prior; returns the run directory (``config.json``, ``log.csv``, ``samples/``, ``last.pt``, ``best.pt``).
 
     ``resume`` is a checkpoint, a run directory or ``"last"``: weights, optimisers, EMA, step
     and RNG are restored and training continues to ``run.epochs`` / ``run.max_steps`` (totals,
     not increments). The architecture and training options are then read from the checkpoint.
+    ``on_start`` is called with a new run's directory as soon as it exists (``fit`` records it there).
     """
     if run.compile:
         raise GanlstmError("train-gan does not support compile=True yet; leave it off.")
@@ -383,6 +385,8 @@ def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None) ->
     else:
         run_dir = start_run(GanTask.name, GanTask.kind, run, None, task.config)[0] if dist_.is_main else None
         run_dir = Path(dist_.broadcast(str(run_dir) if run_dir else None))
+        if on_start is not None and dist_.is_main:
+            on_start(run_dir)
         state = FitState()
         if init is not None:
             load_init(task, init)
@@ -412,7 +416,8 @@ def evaluate_gan(checkpoint: str | Path, data_path: str | Path | None = None, *,
     checkpoint) with the checkpoint's reading options, and split as training split them.
     ``split="test"`` (default) uses sequences training never saw and did not select
     ``best.pt`` on; ``"val"`` the sequences behind the per-epoch score; ``"all"`` every
-    sequence (for a data set the GAN never saw).
+    sequence (for a data set the GAN never saw). With an encoder beside G, its one-pass reading of
+    the same frames is scored too (``reader_mse``, ``reader_ssim``) and starts one more projection.
     """
     from ..data.frames import read_collection
     from ..models.dcgan import load_generator
@@ -434,6 +439,8 @@ def evaluate_gan(checkpoint: str | Path, data_path: str | Path | None = None, *,
     E = load_reader(ckpt)
     starts = None if E is None else E.to(dev)(to_model_range(torch.from_numpy(x).to(dev)))  # its readings start one more inversion
     result = projection_quality(G, x, steps=steps, restarts=restarts, lr=lr, seed=seed, starts=starts)
+    if E is not None:  # the encoder's one-pass reading of the same frames, what stage two's reader starts from
+        result.update(reader_quality(G, E, torch.from_numpy(x).to(dev)))
     result.update(checkpoint=ckpt["path"], data=str(data_path), split=split, sequences=[n for n, _ in sequences],
                   steps=steps, restarts=restarts, lr=lr, seed=seed, step=ckpt["step"])
     return result

@@ -62,10 +62,14 @@ class GanHealth:
         self.sums = torch.zeros(3, device=device)  # (D accuracy, G loss, steps) since the last evaluation
         self.said: set[str] = set()
 
-    def observe(self, real_logits: Tensor, fake_logits: Tensor, g_loss: Tensor) -> None:
-        """One training step's logits (B,) and G loss (a scalar), kept on the device."""
+    def observe_d(self, real_logits: Tensor, fake_logits: Tensor) -> None:
+        """One D step's logits (B,): D's accuracy, kept on the device; counts the step."""
         acc = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
-        self.sums += torch.stack([acc, g_loss.detach().float(), torch.ones((), device=acc.device)])
+        self.sums += torch.stack([acc, torch.zeros_like(acc), torch.ones_like(acc)])
+
+    def observe_g(self, g_loss: Tensor) -> None:
+        """One G step's adversarial loss (a scalar), kept on the device."""
+        self.sums[1] += g_loss.detach().float()
 
     def check(self, step: int, samples: Tensor | None, real: Tensor | None, run_dir: Path | None,
               redrawn: Tensor | None = None) -> dict[str, float]:
