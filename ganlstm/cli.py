@@ -35,6 +35,24 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# One line a user can copy, shown under every command's --help.
+EXAMPLES: dict[str, str] = {
+    "fit": "ganlstm fit --data my_movie.gif --out runs/mine --budget 45m",
+    "simulate": "ganlstm simulate --out data/mergers --sequences 120 --frames 50 --size 32 --seed 1",
+    "train-gan": "ganlstm train-gan --data data/mergers --size 32 --max-steps 3000 --threads 1",
+    "sample": "ganlstm sample --checkpoint runs/000-gan --out samples.png",
+    "interpolate": "ganlstm interpolate --checkpoint runs/000-gan --steps 60 --out walk.gif",
+    "evaluate-gan": "ganlstm evaluate-gan --checkpoint runs/000-gan --data data/mergers",
+    "train-encoder": "ganlstm train-encoder --gan runs/000-gan --data data/mergers --context 10 --horizon 20 --max-steps 5400",
+    "train-baseline": "ganlstm train-baseline --model convlstm --data data/mergers --size 32 --max-steps 1000",
+    "predict": "ganlstm predict --frames data/mergers/seq_0007 --steps 30 --out pred/",
+    "evaluate": "ganlstm evaluate --checkpoint runs/001-gan_lstm --data data/mergers --context 20 --horizon 30 --out eval/",
+    "benchmark": "ganlstm benchmark --quick --out bench/",
+    "export": "ganlstm export --checkpoint runs/001-gan_lstm/best.pt --out small.pt",
+    "demo": "ganlstm demo --out outputs/demo --overwrite",
+}
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is used."""
 
@@ -45,7 +63,10 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return super().get_command(ctx, name)
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(f"ganlstm.commands.{module}"), attr)
+        command = getattr(importlib.import_module(f"ganlstm.commands.{module}"), attr)
+        if name in EXAMPLES and not command.epilog:
+            command.epilog = "\b\nExample:\n  " + EXAMPLES[name]  # \b: click keeps the line as written
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
