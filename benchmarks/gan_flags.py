@@ -2,7 +2,7 @@
 
 Trains one generator per combination of the ``train-gan`` stabiliser flags for the same
 number of steps on the same simulated mergers (same seed, same data order), then measures
-each EMA decoder with :func:`ganlstm.train.gan.evaluate_gan` on the test sequences, which
+each EMA decoder with :func:`ganlstm.train.gan_evaluation.evaluate_gan` on the test sequences, which
 no run trains on or selects on. Projection SSIM is the ceiling of any stage-two forecast, so
 it is the number to compare; the histogram distance says whether the sky level and
 brightness of generated frames match the data.
@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from ganlstm.config import FrameOptions, GanConfig, GanTrainConfig, RunConfig
-from ganlstm.train.gan import evaluate_gan, train_gan
+from ganlstm.train.gan import train_gan
+from ganlstm.train.gan_evaluation import evaluate_gan
 
 # name -> (GanConfig overrides, GanTrainConfig overrides)
 COMBOS: dict[str, tuple[dict, dict]] = {

@@ -20,9 +20,10 @@ import torch
 
 from ganlstm.data.frames import read_collection
 from ganlstm.metrics import MetricAccumulator
-from ganlstm.models.base import to_model_range
+from ganlstm.pixel_range import to_model_range
 from ganlstm.rollout import predict, rollout_outputs
-from ganlstm.train.forecaster import frame_options_of, load_forecaster, saved_configs, spread_windows
+from ganlstm.train.forecast_data import spread_windows
+from ganlstm.train.forecaster import frame_options_of, load_forecaster, saved_configs
 
 
 def main() -> None:

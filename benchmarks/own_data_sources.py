@@ -30,7 +30,8 @@ def _colour_map(x: np.ndarray) -> np.ndarray:
 
 def sim_colour(root: Path, sequences: int = 16, frames: int = 40, size: int = 64, seed: int = 11) -> Path:
     """The simulator, rendered unlike its default (see module docstring); returns the collection directory."""
-    from ganlstm.data.simulate import MergerParams, _sequence_rng, simulate_sequence
+    from ganlstm.data.merger_params import MergerParams
+    from ganlstm.data.simulate import _sequence_rng, simulate_sequence
 
     out = root / "sim-colour"
     if (out / ".done").exists():

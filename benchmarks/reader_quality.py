@@ -24,7 +24,7 @@ import torch
 
 from ganlstm.data.frames import read_collection
 from ganlstm.metrics import MetricAccumulator, gradient_magnitude
-from ganlstm.models.base import to_model_range, to_unit_range
+from ganlstm.pixel_range import to_model_range, to_unit_range
 from ganlstm.projection import projection_quality, refine
 from ganlstm.train.forecaster import frame_options_of, load_forecaster
 

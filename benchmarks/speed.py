@@ -50,8 +50,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import ganlstm.rollout as engine
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
+from ganlstm.device import autocast, configure_cpu
 from ganlstm.models.base import build_forecaster
-from ganlstm.train.common import Dist, autocast, configure_cpu
+from ganlstm.train.distributed import Dist
 from ganlstm.train.forecaster import ForecastTask
 from ganlstm.train.gan import GanTask
 

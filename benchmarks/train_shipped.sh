@@ -10,7 +10,7 @@
 # 50 steps (--save-every), so a kill loses at most 50 steps. Results land in $ROOT (default
 # runs/shipped, ignored by git); `install` copies the best.pt files into checkpoints/.
 #
-# Data: the merger benchmark's training collection (ganlstm.evaluation.MERGER): the built-in
+# Data: the merger benchmark's training collection (ganlstm.benchmark.MERGER): the built-in
 # simulator, seed 1, 120 sequences of 50 frames at 32x32 px, exactly as `ganlstm benchmark`
 # simulates it. The benchmark's test collection (seed 2) and the demo's mergers (seed 3) are
 # never read here. Every sequence of this collection spans pixel values 0..255, so the default

@@ -8,9 +8,8 @@ IEEE ICC 2019).
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .errors import GanlstmError
+from .version import __version__
 
 __all__ = ["GanlstmError", "Predictor", "load_checkpoint", "__version__"]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import pickle
 import random
@@ -26,14 +27,15 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-from . import __version__
+from .checkpoint_checks import check_layout, check_rng_state, malformed, numpy_state
 from .errors import GanlstmError
+from .version import __version__
 
 FORMAT_VERSION = 1
 KINDS = ("gan", "forecaster")
@@ -183,15 +185,27 @@ def rng_state() -> dict:
     return state
 
 
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` captured."""
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def set_rng_state(state: dict, path: str | Path = "checkpoint") -> None:
+    """Restore what :func:`rng_state` captured; a malformed state is refused before any generator changes.
+
+    ``path`` names the file in the error. A generator that still refuses a checked state leaves all of
+    them as they were.
+    """
+    check_rng_state(state, path)
+    missing = [k for k in ("torch", "numpy", "python") if k not in state]
+    if missing:
+        raise malformed(path, f"its rng has no {', '.join(missing)} state")
+    before = rng_state()
+    try:
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(numpy_state(state["numpy"]))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+    except (TypeError, ValueError, RuntimeError, OverflowError, IndexError) as e:
+        set_rng_state(before)
+        raise malformed(path, f"its rng state was refused: {_error_name(e)}") from None
 
 
 def _python_rng_to_primitives(s: tuple) -> list:
@@ -278,6 +292,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
             f"{__version__} reads version {FORMAT_VERSION}; re-save it with a matching ganlstm."
         )
     _verify_checksum(ckpt, path)
+    check_layout(ckpt, path)
     if kind is not None and ckpt["kind"] != kind:
         raise GanlstmError(f"checkpoint {path} is a {ckpt['kind']!r} checkpoint but a {kind!r} checkpoint is needed here; pass the right file.")
     ckpt["path"] = str(path)
@@ -311,6 +326,40 @@ def _foreign_file(path: Path) -> str | None:
         return "it is a zip archive without data.pkl, e.g. an .npz"
     kind = next((what for magic, what in _SIGNATURES.items() if head.startswith(magic)), None)
     return f"it looks like {kind}" if kind else f"it starts with the bytes {head[:8]!r}"
+
+
+def build_checked(build: Callable[[], torch.nn.Module], state_dict: Any, *, name: str, path: str = "checkpoint") -> torch.nn.Module:
+    """``build()`` after checking, on the meta device (no memory), that its tensors are the file's.
+
+    A checkpoint's config decides the architecture; a crafted one (``ngf=6000`` beside small
+    weights) would otherwise allocate gigabytes before ``load_state_dict`` noticed the mismatch.
+    """
+    check_fits(build, state_dict, name=name, path=path)
+    return build()
+
+
+def check_fits(build: Callable[[], torch.nn.Module], state_dict: Any, *, name: str, path: str = "checkpoint") -> None:
+    """Refuse ``state_dict`` unless its tensor names and shapes are those of ``build()``, built on the meta device."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise GanlstmError(f"{path}: the weights of {name!r} are not a mapping of tensors; the file is damaged or not written by ganlstm.")
+    with torch.device("meta"):
+        probe = _unwrap(build())
+    want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state_dict.items()}
+    if want != have:
+        n_want = sum(math.prod(s) for s in want.values())
+        n_have = sum(math.prod(s) for s in have.values())
+        mismatched = [k for k in want if k in have and want[k] != have[k]]
+        if mismatched:
+            k = mismatched[0]
+            detail = f"{k}: shape torch.Size({list(have[k])}) from checkpoint, torch.Size({list(want[k])}) in the current model"
+        else:
+            missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+            detail = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise GanlstmError(
+            f"{path}: the weights of {name!r} do not fit the architecture in its config ({detail}; the config declares "
+            f"{n_want:,} values in {len(want)} tensors, the file holds {n_have:,} in {len(have)}); nothing was built."
+        )
 
 
 def load_state(module: torch.nn.Module, state_dict: dict, *, name: str, path: str = "checkpoint") -> None:

@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from . import __version__
 from .errors import GanlstmError
+from .version import __version__
 
 # name -> ("module under ganlstm.commands", "attribute", "one-line help for the listing")
 COMMANDS: dict[str, tuple[str, str, str]] = {

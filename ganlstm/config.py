@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .config_checks import validate
 from .errors import GanlstmError
 
 T = TypeVar("T")
@@ -38,7 +39,12 @@ def from_dict(cls: type[T], data: dict, *, where: str = "config") -> T:
         ftype = names[key].type
         sub = _dataclass_type(ftype)
         kwargs[key] = from_dict(sub, value, where=f"{where}.{key}") if sub and isinstance(value, dict) else value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except GanlstmError as e:
+        if str(e).startswith(where):
+            raise
+        raise GanlstmError(f"{where}: {e}") from None
 
 
 def _dataclass_type(ftype: Any) -> type | None:
@@ -70,6 +76,9 @@ class FrameOptions:
     max_frames: int = 100_000  # refuse sequences longer than this (guards memory)
     max_pixels: int = 4096 * 4096  # refuse frames larger than this many pixels
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass
 class GanConfig:
@@ -90,6 +99,9 @@ class GanConfig:
     # plain DCGAN). Its architecture is stage two's reader (models/encoder.py FrameReader), which
     # starts from these weights. On by default: measured best on small real data (docs/benchmarks.md).
     encoder: int = 32
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass
@@ -125,6 +137,9 @@ class GanTrainConfig:
     init: str = ""
     freeze_d: int = 0
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass
 class ForecasterConfig:
@@ -154,6 +169,11 @@ class ForecasterConfig:
     # to the k-th predicted frame times anchor_decay**(k-1) (0 = off). G cannot draw x_J exactly; its
     # error at x_J is nearly its error at x_J+1, so the first frames keep the observed detail.
     anchor_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, list):  # JSON has no tuples
+            self.hidden = tuple(self.hidden)
+        validate(self)
 
 
 @dataclass
@@ -191,6 +211,9 @@ class ForecastTrainConfig:
     test_fraction: float = 0.1
     time_split: bool = False  # one sequence cut in time (see GanTrainConfig.time_split)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass
 class RunConfig:
@@ -217,6 +240,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise GanlstmError(f"threads={self.threads} is invalid; pass a positive number of CPU threads, or leave it unset for torch's choice.")
+        validate(self)
 
     @property
     def resolved_split_seed(self) -> int:
@@ -257,6 +281,9 @@ class FitConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     anchor_decays: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 1.0)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 _CONFIG_TYPES = {

@@ -164,9 +164,10 @@ def run_demo(
 ) -> DemoResult:
     """Forecast ``sequences`` held-out simulated mergers (CONTEXT -> HORIZON frames) with the shipped
     models and persistence; write ``OUTPUTS`` into ``out``. ``checkpoints`` overrides ``SHIPPED``."""
-    from .evaluation import evaluate_models, format_table, trivial_baselines, write_metrics
+    from .device import configure_cpu, resolve_device
+    from .evaluation import evaluate_models, trivial_baselines
+    from .results import format_table, write_metrics
     from .rollout import predict
-    from .train.common import configure_cpu, resolve_device
     from .train.forecaster import frame_options_of, load_forecaster
 
     t0 = time.perf_counter()

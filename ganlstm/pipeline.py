@@ -213,7 +213,7 @@ class FitState:
 
 def run_fit(cfg: FitConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole pipeline into ``cfg.out``; returns the report's facts (see module docstring)."""
-    from .train.common import torch_threads
+    from .device import torch_threads
 
     if not cfg.data or not cfg.out:
         raise GanlstmError("fit needs --data (your frames) and --out (a directory for the runs and the report).")

@@ -31,10 +31,11 @@ from torch import Tensor
 
 from .checkpoint import SHIPPED_DIR
 from .config import FrameOptions
+from .device import autocast
 from .errors import GanlstmError
-from .models.base import Forecaster, to_model_range, to_unit_range
+from .models.base import Forecaster
+from .pixel_range import to_model_range, to_unit_range
 from .resolution import OUTPUT_SIZES, InputReport, ResolutionWarning, resize_frames
-from .train.common import autocast
 from .train.forecaster import frame_options_of, load_forecaster, save_comparison_gif, saved_configs
 
 #: The shipped pretrained GAN-prior checkpoint (the repository's checkpoints/, or its installed copy).
@@ -293,7 +294,8 @@ def predict_to_directory(
     Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
     ``prediction`` the prediction.json record, None when nothing was converted).
     """
-    from .data.frames import read_sequence, write_frames
+    from .data.frame_writer import write_frames
+    from .data.frames import read_sequence
     from .metrics import MetricAccumulator
     from .rollout import iter_predict
 

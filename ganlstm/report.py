@@ -5,7 +5,7 @@ reading of stage one's encoder), then every model plus persistence and linear on
 held-out windows, and writes into ``<out>/report/``:
 
 * ``table.txt`` and ``report.md``: the per-horizon table, the budget split, the warnings;
-* ``metrics.csv``, ``metrics.json``, ``metrics.png`` (see :func:`ganlstm.evaluation.write_metrics`);
+* ``metrics.csv``, ``metrics.json``, ``metrics.png`` (see :func:`ganlstm.results.write_metrics`);
 * ``comparison.gif``: truth | GAN-LSTM | ConvLSTM | persistence on held-out windows;
 * ``report.json``: every number above, for scripts (``benchmarks/own_data.py`` reads it).
 """
@@ -43,7 +43,7 @@ def held_out(checkpoint: Path | dict, part: str = "test"):
 
 def prior_quality(gan_ckpt: Path) -> dict[str, float]:
     """Projection SSIM/MSE of the test frames through the prior, and its encoder's one-pass reading when it has one."""
-    from .train.gan import evaluate_gan
+    from .train.gan_evaluation import evaluate_gan
 
     q = evaluate_gan(gan_ckpt, device="cpu", **PROJECTION)
     out = {"projection_ssim": q["ssim"], "projection_mse": q["mse"], "projection_sharpness": q["sharpness"]}
@@ -54,7 +54,8 @@ def prior_quality(gan_ckpt: Path) -> dict[str, float]:
 
 def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ckpt: Path, conv_ckpt: Path) -> dict[str, Any]:
     """Score everything on the held-out windows and write ``out/report/``; returns report.json's content."""
-    from .evaluation import evaluate_models, format_table, persistence_warnings, trivial_baselines, write_metrics
+    from .evaluation import evaluate_models, persistence_warnings, trivial_baselines
+    from .results import format_table, write_metrics
     from .train.forecaster import load_forecaster
     from .train.gan_health import read_health
 

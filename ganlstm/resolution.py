@@ -34,17 +34,18 @@ def native_shape(path: str | Path, opts: FrameOptions) -> tuple[int, int, int]:
     C is 3 when the frame's R, G and B differ somewhere (colour) and 1 otherwise: a gray image
     stored as RGB (R == G == B) loses nothing in a grayscale model. Alpha is ignored.
     """
-    from .data.frames import _guard, _open_sequence
+    from .data.decode_guard import decode_guard
+    from .data.frames import open_sequence
 
     path = Path(path)
-    frames = _open_sequence(path, dataclasses.replace(opts, size=None))
+    frames = open_sequence(path, dataclasses.replace(opts, size=None))
     try:
-        with _guard(path):
+        with decode_guard(path):
             item = next(iter(frames.items), None)
         if item is None:
             raise GanlstmError(f"{path} holds no frames; pass a sequence with at least one frame.")
         label, load = item
-        with _guard(label):
+        with decode_guard(label):
             raw = np.asarray(load())  # (H, W) or (H, W, C)
     finally:
         frames.close()

@@ -12,27 +12,33 @@ synchronisations inside the loop.
 ``predict`` is the public face: frames in [0, 1] in, frames in [0, 1] out, under
 ``inference_mode`` and the shared autocast context. ``iter_predict`` streams long
 rollouts (k = 1000) in chunks so memory stays flat.
+
+``model`` is any :class:`~ganlstm.models.base.Forecaster`, duck-typed: the engine calls only its
+``observe``, ``step``, ``render`` and ``anchor`` (and ``nn.Module``'s ``eval``/``train``), so it
+imports nothing of :mod:`ganlstm.models.base`, which builds its default ``training_loss`` on it.
+A model's state (``Any`` below) is its own pytree of tensors, threaded through ``step``.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .models.base import Forecaster, State, to_model_range, to_unit_range
-from .train.common import autocast
+from .device import autocast
+from .pixel_range import to_model_range, to_unit_range
 
 
 def _closed_loop(
-    model: Forecaster,
-    state: State,
+    model: nn.Module,
+    state: Any,
     out: Tensor,
     steps: int,
     teacher: Tensor | None,
     sampling_p: float,
     generator: torch.Generator | None,
-) -> Iterator[tuple[Tensor, State]]:
+) -> Iterator[tuple[Tensor, Any]]:
     """Yield ``steps`` further outputs after ``out``; ``teacher[:, i]`` is the truth for the i-th yielded input."""
     for i in range(steps):
         frame = None  # closed loop: the model continues from its own prediction
@@ -47,7 +53,7 @@ def _closed_loop(
         yield out, state
 
 
-def warm_up(model: Forecaster, context: Tensor) -> tuple[Tensor, State]:
+def warm_up(model: nn.Module, context: Tensor) -> tuple[Tensor, Any]:
     """Feed the context (B, J, C, H, W) in [-1, 1]; return the first prediction's output and the state."""
     if context.dim() != 5 or context.shape[1] < 1:
         raise ValueError(f"context must be (B, J>=1, C, H, W), got {tuple(context.shape)}")
@@ -55,7 +61,7 @@ def warm_up(model: Forecaster, context: Tensor) -> tuple[Tensor, State]:
 
 
 def rollout(
-    model: Forecaster,
+    model: nn.Module,
     context: Tensor,
     horizon: int,
     *,
@@ -73,7 +79,7 @@ def rollout(
 
 
 def rollout_outputs(
-    model: Forecaster,
+    model: nn.Module,
     context: Tensor,
     horizon: int,
     *,
@@ -98,7 +104,7 @@ def rollout_outputs(
 RENDER_CHUNK = 64
 
 
-def render_all(model: Forecaster, outs: Tensor) -> Tensor:
+def render_all(model: nn.Module, outs: Tensor) -> Tensor:
     """(B, K, *out) -> (B, K, C, H, W): batched renders (the GAN-prior model decodes many latents per generator call)."""
     flat = outs.flatten(0, 1)  # (B*K, *out)
     if flat.device.type == "cpu" and flat.shape[0] > RENDER_CHUNK:
@@ -122,14 +128,14 @@ def _as_batch(frames01: Tensor) -> Tensor:
     return frames01
 
 
-def model_device(model: Forecaster) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     """The device a model's weights live on (CPU for weightless baselines)."""
     for t in (*model.parameters(), *model.buffers()):
         return t.device
     return torch.device("cpu")
 
 
-def iter_predict(model: Forecaster, frames01: Tensor, steps: int, *, chunk: int = 100, amp: str = "no") -> Iterator[Tensor]:
+def iter_predict(model: nn.Module, frames01: Tensor, steps: int, *, chunk: int = 100, amp: str = "no") -> Iterator[Tensor]:
     """Stream a prediction: yields CPU chunks (B, <=chunk, C, H, W) in [0, 1] until ``steps`` frames are out.
 
     Memory stays flat in ``steps``: only one chunk of outputs is held on the device.
@@ -162,7 +168,7 @@ def iter_predict(model: Forecaster, frames01: Tensor, steps: int, *, chunk: int 
         model.train(was_training)
 
 
-def predict(model: Forecaster, frames01: Tensor, steps: int, *, amp: str = "no") -> Tensor:
+def predict(model: nn.Module, frames01: Tensor, steps: int, *, amp: str = "no") -> Tensor:
     """Predict ``steps`` frames after ``frames01`` ((T, C, H, W) or (B, T, C, H, W) in [0, 1]); same rank out, on CPU."""
     squeeze = frames01.dim() == 4
     pred = torch.cat(list(iter_predict(model, frames01, steps, chunk=steps, amp=amp)), dim=1)

@@ -6,7 +6,8 @@ import torch
 
 from ganlstm.config import ForecasterConfig
 from ganlstm.errors import GanlstmError
-from ganlstm.models.base import build_forecaster, to_model_range
+from ganlstm.models.base import build_forecaster
+from ganlstm.pixel_range import to_model_range
 from ganlstm.rollout import predict, rollout
 from reliability_helpers import one_thread  # noqa: F401 - fixture: tiny models train faster on one thread
 

@@ -13,12 +13,15 @@ from torch import nn
 from ganlstm import GanlstmError
 from ganlstm.checkpoint import load_checkpoint, load_state, save_checkpoint
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, RunConfig, from_dict, to_dict
+from ganlstm.device import autocast, resolve_device
 from ganlstm.models.base import Forecaster
 from ganlstm.rollout import iter_predict, predict, rollout
-from ganlstm.train.common import (
-    Dist, FitState, autocast, check_finite, create_run_dir, fit, resolve_device, resolve_resume, restore,
-    seed_everything, start_run,
-)
+from ganlstm.train.distributed import Dist
+from ganlstm.train.loop import fit
+from ganlstm.train.nonfinite import check_finite
+from ganlstm.train.reproducibility import seed_everything
+from ganlstm.train.runs import create_run_dir, resolve_resume, restore, start_run
+from ganlstm.train.task import FitState
 
 # ---------------------------------------------------------------- config
 

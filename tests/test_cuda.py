@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
-from ganlstm.models.base import build_forecaster, to_model_range
+from ganlstm.models.base import build_forecaster
+from ganlstm.pixel_range import to_model_range
 from ganlstm.rollout import predict, rollout_outputs
-from ganlstm.train.common import Dist, scaler_states
+from ganlstm.train.distributed import Dist
 from ganlstm.train.forecaster import ForecastTask
 from ganlstm.train.gan import GanTask
+from ganlstm.train.runs import scaler_states
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

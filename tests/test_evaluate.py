@@ -14,11 +14,9 @@ from ganlstm.cli import main
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig
 from ganlstm.data.mnist import load_moving_mnist, write_collection
 from ganlstm.errors import GanlstmError
-from ganlstm.evaluation import (
-    Evaluation, best_models, evaluate_models, format_table, load_checkpoints, read_common_frames, select_split,
-    trivial_baselines, write_metrics,
-)
+from ganlstm.evaluation import Evaluation, evaluate_models, load_checkpoints, read_common_frames, select_split, trivial_baselines
 from ganlstm.metrics import METRICS
+from ganlstm.results import best_models, format_table, write_metrics
 from reliability_helpers import one_thread  # noqa: F401 - fixture: tiny models train faster on one thread
 
 pytestmark = pytest.mark.usefixtures("one_thread")

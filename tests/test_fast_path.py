@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, FrameOptions, GanConfig, RunConfig
-from ganlstm.models.base import build_forecaster, to_model_range
+from ganlstm.models.base import build_forecaster
+from ganlstm.pixel_range import to_model_range
 from ganlstm.rollout import RENDER_CHUNK, iter_predict, predict, rollout_outputs
 
 GAN = GanConfig(image_size=32, nz=16, ngf=8, ndf=8)

@@ -11,14 +11,13 @@ import pytest
 from PIL import Image
 
 from ganlstm.config import FrameOptions
+from ganlstm.data.frame_files import SUPPORTED_EXTENSIONS, natural_key
+from ganlstm.data.frame_writer import write_frames
 from ganlstm.data.frames import (
-    SUPPORTED_EXTENSIONS,
     is_sequence_path,
-    natural_key,
     read_collection,
     read_sequence,
     require_frames,
-    write_frames,
 )
 from ganlstm.errors import GanlstmError
 

@@ -12,7 +12,7 @@ from ganlstm.data.frames import read_collection
 from ganlstm.data.windows import WindowDataset
 from ganlstm.models.base import build_forecaster
 from ganlstm.models.gan_lstm import GanLstm
-from ganlstm.train.common import Dist
+from ganlstm.train.distributed import Dist
 from ganlstm.train.forecaster import ForecastTask, load_forecaster, train_forecaster
 
 
@@ -421,7 +421,7 @@ def test_anchor_decay_is_gan_lstm_only(tmp_path):
 def test_anchor_loss_scores_the_anchored_frames(tmp_path):
     """--anchor-loss: the pixel loss sees what prediction returns; without anchoring it is refused before training."""
     from ganlstm.losses import rollout_pixel_loss
-    from ganlstm.models.base import to_model_range
+    from ganlstm.pixel_range import to_model_range
     from ganlstm.rollout import add_anchor, render_all, rollout_outputs
 
     model = _anchored(0.5)

@@ -108,7 +108,7 @@ def test_cli_predict_with_and_without_truth(setup, tmp_path, capsys):
     root, ckpt, p = setup
     seq = p.read(root / "data" / "seq_0002")  # 14 frames
     observed, future = tmp_path / "observed", tmp_path / "future"
-    from ganlstm.data.frames import write_frames
+    from ganlstm.data.frame_writer import write_frames
 
     write_frames(seq[:8], observed)
     write_frames(seq[8:], future, start_index=8)

@@ -40,7 +40,8 @@ from PIL import Image
 from ganlstm.checkpoint import load_checkpoint
 from ganlstm.train import forecaster as forecaster_train
 from ganlstm.train import gan as gan_train
-from ganlstm.train.common import Dist, epoch_batches
+from ganlstm.train.distributed import Dist
+from ganlstm.train.loop import epoch_batches
 from reliability_helpers import GAN, SIZE, cli, encoder_config, gan_config, one_thread, run_config, simulated  # noqa: F401 - fixture
 
 pytestmark = [
@@ -307,7 +308,7 @@ def _assert_complete(chaos: Chaos, steps: int) -> None:
 
 def test_atomic_writes_leave_no_temp_file_and_keep_the_usual_permissions(tmp_path):
     from ganlstm.checkpoint import atomic_write_bytes, save_checkpoint
-    from ganlstm.train.common import remove_orphan_temp_files
+    from ganlstm.train.runs import remove_orphan_temp_files
 
     old = os.umask(0o027)
     try:

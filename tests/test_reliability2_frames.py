@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import GifImagePlugin, Image
 
 from ganlstm.config import FrameOptions
-from ganlstm.data import frames
+from ganlstm.data import read_image
 from ganlstm.data.frames import read_sequence
 from ganlstm.data.limits import gif_canvas_sizes
 from ganlstm.errors import GanlstmError
@@ -27,15 +27,15 @@ from ganlstm.errors import GanlstmError
 
 @pytest.fixture
 def decoded(monkeypatch) -> list[tuple[int, int]]:
-    """The (width, height) of every frame the readers decode, recorded by wrapping frames._pil_array."""
+    """The (width, height) of every frame the readers decode, recorded by wrapping read_image._pil_array."""
     seen: list[tuple[int, int]] = []
-    real = frames._pil_array
+    real = read_image._pil_array
 
     def spy(im: Image.Image) -> np.ndarray:
         seen.append(im.size)
         return real(im)
 
-    monkeypatch.setattr(frames, "_pil_array", spy)
+    monkeypatch.setattr(read_image, "_pil_array", spy)
     return seen
 
 
@@ -80,7 +80,7 @@ def test_every_decoded_frame_is_checked_after_its_seek(tmp_path, monkeypatch, de
     # Even if the header walk missed a page, the size Pillow reports after seeking is checked before decoding.
     path = tmp_path / "two.tif"
     _gray(8).save(path, save_all=True, append_images=[_gray(300, 7)])
-    monkeypatch.setattr(frames, "pil_page_sizes", lambda im, limit: [(8, 8), (8, 8)], raising=False)
+    monkeypatch.setattr(read_image, "pil_page_sizes", lambda im, limit: [(8, 8), (8, 8)])
     with pytest.raises(GanlstmError, match=r"frame 1 of .*two\.tif has 300x300 .*--max-pixels"):
         read_sequence(path, FrameOptions(max_pixels=1000))
     assert decoded == [(8, 8)]
@@ -109,7 +109,7 @@ def test_a_gif_with_too_many_frames_is_refused_after_a_bounded_walk(tmp_path, gi
     images[0].save(path, save_all=True, append_images=images[1:])
     walked: list[int] = []
     real_walk = gif_canvas_sizes
-    monkeypatch.setattr(frames, "gif_canvas_sizes", lambda p, limit: walked.append(limit) or real_walk(p, limit), raising=False)
+    monkeypatch.setattr(read_image, "gif_canvas_sizes", lambda p, limit: walked.append(limit) or real_walk(p, limit))
     with pytest.raises(GanlstmError, match=r"many\.gif has more than max_frames=50 frames \(after interval=1\); "
                                            r"raise FrameOptions\.max_frames \(--max-frames\)"):
         read_sequence(path, FrameOptions(max_frames=50))

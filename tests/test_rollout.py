@@ -5,7 +5,8 @@ import pytest
 import torch
 from forecast_helpers import generator, model_config
 
-from ganlstm.models.base import build_forecaster, to_model_range
+from ganlstm.models.base import build_forecaster
+from ganlstm.pixel_range import to_model_range
 from ganlstm.rollout import iter_predict, predict, render_all, rollout, rollout_outputs
 
 

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganlstm.cli import cli, main
+from ganlstm.data import merger_physics as physics
 from ganlstm.data import simulate as sim
+from ganlstm.data.merger_params import MergerParams
 from ganlstm.errors import GanlstmError
 
 
@@ -32,7 +34,7 @@ def test_parallel_workers_give_identical_sequences():
 
 
 def test_sequence_shape_range_and_motion():
-    params = dataclasses.replace(sim.MergerParams(), particles=3000)
+    params = dataclasses.replace(MergerParams(), particles=3000)
     seq = sim.simulate_sequence(params, frames=6, size=24, rng=np.random.default_rng(0))
     assert seq.shape == (6, 1, 24, 24) and seq.dtype == np.float32
     assert seq.min() >= 0.0 and seq.max() <= 1.0
@@ -42,7 +44,7 @@ def test_sequence_shape_range_and_motion():
 
 
 def test_sky_noise_brightens_the_empty_background():
-    params = dataclasses.replace(sim.MergerParams(), particles=2000)
+    params = dataclasses.replace(MergerParams(), particles=2000)
     clean = sim.simulate_sequence(params, 2, 24, np.random.default_rng(0))
     noisy = sim.simulate_sequence(dataclasses.replace(params, sky_noise=0.01), 2, 24, np.random.default_rng(0))
     dark = clean < 0.01  # pixels with (almost) no light in the clean render
@@ -58,44 +60,44 @@ def test_isolated_disk_conserves_energy_and_stays_in_equilibrium():
     """
     rng = np.random.default_rng(0)
     mass, scale, disk_scale = 1.0, 1.0, 0.7
-    pos, vel = sim.make_galaxy(mass, scale, disk_scale, 300, 0.2, 0.05, incl=30.0, node=40.0, rng=rng)
+    pos, vel = physics.make_galaxy(mass, scale, disk_scale, 300, 0.2, 0.05, incl=30.0, node=40.0, rng=rng)
     pos, vel = pos.astype(np.float32), vel.astype(np.float32)  # the simulator's precision
-    e0 = sim.specific_energy(pos, vel, mass, scale)
-    r_outer = sim.DISK_EXTENT * disk_scale * scale
-    outer_period = 2 * np.pi * r_outer / float(sim.circular_speed(np.array(r_outer), mass, scale))
-    dt = sim.STEP_FRACTION  # the simulator's step for a unit core
+    e0 = physics.specific_energy(pos, vel, mass, scale)
+    r_outer = physics.DISK_EXTENT * disk_scale * scale
+    outer_period = 2 * np.pi * r_outer / float(physics.circular_speed(np.array(r_outer), mass, scale))
+    dt = physics.STEP_FRACTION  # the simulator's step for a unit core
     steps = int(2 * outer_period / dt)
     static_core = np.zeros((steps + 1, 1, 3))
     median_r0 = np.median(np.linalg.norm(pos, axis=0))
     for _ in range(10):  # 10 chunks x 2 outer orbits; a second call continues exactly
-        track, vel = sim.integrate_particles(pos, vel, static_core, (mass,), (scale,), dt, record_every=steps)
+        track, vel = physics.integrate_particles(pos, vel, static_core, (mass,), (scale,), dt, record_every=steps)
         pos = track[-1]
-        drift = np.abs((sim.specific_energy(pos, vel, mass, scale) - e0) / e0).max()
+        drift = np.abs((physics.specific_energy(pos, vel, mass, scale) - e0) / e0).max()
         assert drift < 1e-3
     assert abs(np.median(np.linalg.norm(pos, axis=0)) / median_r0 - 1) < 0.03
 
 
 def test_friction_makes_a_typical_merger_coalesce():
-    params = sim.MergerParams()  # mid-range values of every sampled parameter
-    times = np.linspace(0.0, sim.MAX_TIME, 400)
-    with_friction = sim.core_separation(params, times)
-    without = sim.core_separation(params, times, friction=False)
+    params = MergerParams()  # mid-range values of every sampled parameter
+    times = np.linspace(0.0, physics.MAX_TIME, 400)
+    with_friction = physics.core_separation(params, times)
+    without = physics.core_separation(params, times, friction=False)
     assert with_friction.min() < params.softening / 2
-    t_merge = sim.coalescence_time(params)
-    assert t_merge is not None and t_merge < sim.MAX_TIME
+    t_merge = physics.coalescence_time(params)
+    assert t_merge is not None and t_merge < physics.MAX_TIME
     assert without.min() > params.softening  # the orbit alone never brings the cores together
     # after coalescence the cores stay together
     assert with_friction[times > t_merge + 5].max() < params.softening
 
 
 def test_most_sampled_mergers_coalesce_within_the_simulated_time():
-    merged = [sim.coalescence_time(sim.MergerParams.sample(np.random.default_rng(i))) is not None for i in range(30)]
+    merged = [physics.coalescence_time(MergerParams.sample(np.random.default_rng(i))) is not None for i in range(30)]
     assert np.mean(merged) >= 0.8
 
 
 def test_invalid_params_and_sizes_are_refused(tmp_path):
     with pytest.raises(GanlstmError, match="mass_ratio"):
-        sim.simulate_sequence(sim.MergerParams(mass_ratio=0.0), 2, 16, np.random.default_rng(0))
+        sim.simulate_sequence(MergerParams(mass_ratio=0.0), 2, 16, np.random.default_rng(0))
     (tmp_path / "seq_0000").mkdir()
     with pytest.raises(GanlstmError, match="size >= 4"):
         sim.simulate_dataset(tmp_path, 1, 2, 2, seed=0, overwrite=True, progress=False)
@@ -155,7 +157,7 @@ def test_cli_writes_frames_params_and_summary(tmp_path):
         img = Image.open(frames[0])
         assert img.mode == "L" and img.size == (16, 16)
         params = json.loads((out / f"seq_{i:04d}" / "params.json").read_text())
-        sim.MergerParams(**params).check()
+        MergerParams(**params).check()
     summary = json.loads((out / "simulation.json").read_text())
     assert {k: summary[k] for k in ("sequences", "frames", "size", "seed")} == dict(sequences=2, frames=3, size=16, seed=0)
     # the PNGs are the in-memory frames, quantised to 8 bits

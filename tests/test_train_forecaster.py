@@ -109,7 +109,7 @@ def test_split_seed_fixes_the_split_while_seed_varies_the_weights(tmp_path, inpu
 
 def test_threads_are_set_for_training_and_restored():
     from ganlstm.config import RunConfig
-    from ganlstm.train.common import torch_threads
+    from ganlstm.device import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1):
@@ -191,7 +191,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
 
 
 def test_log_widens_its_header_when_a_later_phase_logs_more(tmp_path):
-    from ganlstm.train.common import CsvLog
+    from ganlstm.train.csv_log import CsvLog
 
     log = CsvLog(tmp_path / "log.csv")
     log.write({"step": 1, "recon": 0.5, "loss": 0.5})  # e.g. the reader warm-up

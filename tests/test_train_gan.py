@@ -15,8 +15,9 @@ from ganlstm.cli import main
 from ganlstm.config import FrameOptions, GanConfig, GanTrainConfig, RunConfig
 from ganlstm.models.dcgan import load_generator, sample_latents
 from ganlstm.train import gan as gan_train
-from ganlstm.train.common import Dist
-from ganlstm.train.gan import GanTask, evaluate_gan, train_gan
+from ganlstm.train.distributed import Dist
+from ganlstm.train.gan import GanTask, train_gan
+from ganlstm.train.gan_evaluation import evaluate_gan
 
 TINY = GanConfig(image_size=16, channels=1, nz=8, ngf=4, ndf=4)
 

@@ -30,7 +30,8 @@ def evaluate(checkpoints, data, context, horizon, out, split, size, batch_size, 
     K frames). Writes OUT/metrics.csv (model, horizon, metric, value), OUT/metrics.json and
     OUT/metrics.png, and prints horizons 1, K/2, K and the mean.
     """
-    from ..evaluation import check_outputs, evaluate_checkpoints, format_table, persistence_warnings, write_metrics
+    from ..evaluation import evaluate_checkpoints, persistence_warnings
+    from ..results import check_outputs, format_table, write_metrics
 
     if not overwrite and data.is_dir() and data.resolve() in (out.resolve(), *out.resolve().parents):
         # metrics.png inside a frame collection would be read back as a frame (or a whole sequence) next time.
@@ -74,7 +75,8 @@ def benchmark(out, quick, checkpoints, models, mnist, device, threads, overwrite
     gan (stage one) -> gan_lstm, convlstm and predrnn for a fixed budget (docs/benchmarks.md),
     and evaluates them with persistence and linear at j=10 -> k=10 and j=20 -> k=30.
     """
-    from ..evaluation import benchmark_spec, format_table, run_benchmark
+    from ..benchmark import benchmark_spec, run_benchmark
+    from ..results import format_table
 
     spec = benchmark_spec(quick=quick, mnist=mnist is not None)
     chosen = tuple(m.strip() for m in models.split(",") if m.strip())

@@ -141,7 +141,7 @@ def evaluate_gan(checkpoint: Path, data: Path | None, split: str, frames: int, s
                  seed: int, device: str, out: Path | None, overwrite: bool) -> None:
     """Projection SSIM/MSE of held-out frames through the generator, and the intensity-histogram distance."""
     from ..checkpoint import atomic_write_bytes
-    from ..train.gan import evaluate_gan as run_evaluation
+    from ..train.gan_evaluation import evaluate_gan as run_evaluation
 
     ckpt_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
     out = out or ckpt_dir / "evaluate_gan.json"

@@ -1,8 +1,8 @@
-"""Bounded header walks behind the frame readers' ``max_frames`` / ``max_pixels`` guards.
+"""The frame readers' ``max_frames`` / ``max_pixels`` guards, and the bounded header walks behind them.
 
 Pillow checks only the first frame of a file against its decompression-bomb limit, and counts
 the frames of a GIF by walking the whole file. These helpers read frame headers and nothing
-else, and stop after ``limit`` frames, so :mod:`ganlstm.data.frames` can refuse a file whose
+else, and stop after ``limit`` frames, so :mod:`ganlstm.data.read_image` can refuse a file whose
 later page is huge, or which holds too many frames, before any pixel of it is decoded:
 
 * :func:`gif_canvas_sizes` walks a GIF's blocks the way Pillow's ``GifImageFile._seek`` does
@@ -11,14 +11,20 @@ later page is huge, or which holds too many frames, before any pixel of it is de
   past it;
 * :func:`pil_page_sizes` seeks the pages of an open multi-page TIFF, which reads each page's
   tag directory (IFD) only.
+
+:func:`check_pixels` and :func:`check_frame_count` are the guards themselves: one sentence naming
+the file and the option to raise.
 """
 from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from PIL import Image
+
+from ..config import FrameOptions
+from ..errors import GanlstmError
 
 _GIF_MAGICS = (b"GIF87a", b"GIF89a")
 
@@ -106,3 +112,21 @@ def pil_page_sizes(im: Image.Image, limit: int) -> list[tuple[int, int]]:
     finally:
         im.seek(0)
     return sizes
+
+
+def check_pixels(height: int, width: int, source: Any, opts: FrameOptions) -> None:
+    if height < 1 or width < 1:
+        raise GanlstmError(f"{source} has empty {width}x{height} frames; re-export it with at least one pixel per frame.")
+    if height * width > opts.max_pixels:
+        raise GanlstmError(
+            f"{source} has {width}x{height} = {height * width} pixels per frame, above max_pixels={opts.max_pixels}; "
+            f"raise FrameOptions.max_pixels (--max-pixels) or downsample the frames first."
+        )
+
+
+def check_frame_count(kept: int, source: Any, opts: FrameOptions) -> None:
+    if kept > opts.max_frames:
+        raise GanlstmError(
+            f"{source} has more than max_frames={opts.max_frames} frames (after interval={opts.interval}); "
+            f"raise FrameOptions.max_frames (--max-frames) or keep fewer frames with --interval."
+        )

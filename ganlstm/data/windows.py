@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import GanlstmError
-from .frames import natural_key
+from .frame_files import natural_key
 
 
 def _as_sequences(sequences: Sequence[np.ndarray | torch.Tensor]) -> list[torch.Tensor]:

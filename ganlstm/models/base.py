@@ -1,4 +1,4 @@
-"""The Forecaster protocol every model speaks, the pixel-range conversion, and the model registry.
+"""The Forecaster protocol every model speaks, and the model registry.
 
 Protocol (frames in [-1, 1] inside models)::
 
@@ -10,7 +10,9 @@ Protocol (frames in [-1, 1] inside models)::
 ``step`` returns the model's native output for the next frame: pixels for pixel-space
 models, a generator latent for the GAN-prior model. ``render`` turns outputs into
 frames, so the rollout engine can decode a whole rollout in one batched call, and it
-never needs to know which kind of model it is driving.
+never needs to know which kind of model it is driving. The engine (:mod:`ganlstm.rollout`) drives
+any object with these methods; it imports nothing of this module. The pixel-range conversion is
+:mod:`ganlstm.pixel_range`.
 """
 from __future__ import annotations
 
@@ -23,18 +25,10 @@ from torch import Tensor, nn
 from ..config import ForecasterConfig
 from ..errors import GanlstmError
 from ..losses import rollout_pixel_loss
+from ..pixel_range import to_model_range, to_unit_range
+from ..rollout import rollout
 
 State = Any  # a model-specific pytree of tensors
-
-
-def to_model_range(frames01: Tensor) -> Tensor:
-    """[0, 1] (public boundary) -> [-1, 1] (inside models). The only place this conversion lives."""
-    return frames01 * 2.0 - 1.0
-
-
-def to_unit_range(frames: Tensor) -> Tensor:
-    """[-1, 1] (inside models) -> [0, 1] (public boundary), clamped."""
-    return ((frames + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
 class Forecaster(nn.Module):
@@ -84,8 +78,6 @@ class Forecaster(nn.Module):
         The default rolls out with scheduled sampling and applies the original
         project's ``alpha*(1-SSIM) + (1-alpha)*MSE``. ``loss`` is what is optimised.
         """
-        from ..rollout import rollout
-
         pred = rollout(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)
         loss = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight,
                                   gdl_weight=gdl_weight)
@@ -120,7 +112,7 @@ def _import_builtin_models() -> None:
     # Importing registers them; done lazily so that `ganlstm.models.base` stays light.
     import importlib
 
-    for mod in ("gan_lstm", "baselines"):
+    for mod in ("gan_lstm", "baselines", "convgru", "trajgru", "e3dlstm", "mim", "simvp"):
         try:
             importlib.import_module(f"ganlstm.models.{mod}")
         except ModuleNotFoundError as e:

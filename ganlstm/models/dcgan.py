@@ -33,7 +33,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from ..config import GanConfig, from_dict
 from ..errors import GanlstmError
-from .base import to_unit_range
+from ..pixel_range import to_unit_range
 
 SIZES = (16, 32, 64, 128)
 LATENT_GRIDS = (1, 4)  # z as (nz, 1, 1), DCGAN's, or as (nz/16, 4, 4), a spatial latent
@@ -158,7 +158,7 @@ def load_generator(ckpt_or_path: str | Path | dict[str, Any], ema: bool = True, 
     ``ema=False`` returns the raw training weights ``G``. Accepts a path (file or run
     directory) or an already-loaded checkpoint dict.
     """
-    from ..checkpoint import load_checkpoint, load_state
+    from ..checkpoint import build_checked, load_checkpoint, load_state
 
     ckpt = ckpt_or_path if isinstance(ckpt_or_path, dict) else load_checkpoint(ckpt_or_path, kind="gan", map_location=map_location)
     path = ckpt.get("path", "checkpoint")
@@ -167,7 +167,8 @@ def load_generator(ckpt_or_path: str | Path | dict[str, Any], ema: bool = True, 
     name = "G_ema" if ema else "G"
     if name not in ckpt.get("models", {}):
         raise GanlstmError(f"{path} holds no {name!r} weights; pass a checkpoint written by `ganlstm train-gan`.")
-    G = build_generator(gan_config_from_checkpoint(ckpt))
+    cfg = gan_config_from_checkpoint(ckpt)
+    G = build_checked(lambda: build_generator(cfg), ckpt["models"][name], name=name, path=path)
     load_state(G, ckpt["models"][name], name=name, path=path)
     return G.eval().requires_grad_(False)
 

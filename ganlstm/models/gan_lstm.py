@@ -100,7 +100,8 @@ from torch import Tensor, nn
 from ..config import ForecasterConfig
 from ..errors import GanlstmError
 from ..losses import pixel_loss, rollout_pixel_loss
-from .base import Forecaster, register, to_model_range, to_unit_range
+from ..pixel_range import to_model_range, to_unit_range
+from .base import Forecaster, register
 from .convlstm import ConvLSTM, LayerState
 from .dcgan import Generator, build_generator
 from .encoder import FEATURE_SIZE, FrameEncoder, LatentHead, LatentLift

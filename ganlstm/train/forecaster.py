@@ -5,7 +5,7 @@ train-baseline --model NAME`` both call :func:`train_forecaster`. It is model-ag
 :class:`ForecastTask` asks the model for its ``training_loss`` (the GAN-prior model adds its
 reconstruction, distillation and latent losses there) and optimises every parameter that
 requires a gradient, which for the GAN-prior model excludes the frozen generator.
-:func:`~ganlstm.train.common.fit` does the rest (run directory, resume, logs, checkpoints,
+:func:`~ganlstm.train.loop.fit` does the rest (run directory, resume, logs, checkpoints,
 NaN handling, DDP).
 
 Scheduled sampling (Bengio et al., NeurIPS 2015): the probability of feeding the true frame
@@ -41,13 +41,18 @@ from torch import Tensor, nn
 
 from ..checkpoint import atomic_save, atomic_write_bytes, load_checkpoint, load_state
 from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig, from_dict, to_dict
+from ..device import autocast, configure_cpu, make_grad_scaler, resolve_device
 from ..errors import GanlstmError
 from ..metrics import MetricAccumulator
 from ..models.base import Forecaster, build_forecaster
-from .common import (
-    Dist, FitState, autocast, check_finite, configure_cpu, ema_decay, enable_determinism, fit, make_grad_scaler, resolve_device,
-    resolve_resume, restore, seed_everything, start_run, update_ema,
-)
+from .distributed import Dist
+from .ema import ema_decay, update_ema
+from .forecast_data import load_data, resolve_config, spread_windows
+from .loop import fit
+from .nonfinite import check_finite
+from .reproducibility import enable_determinism, seed_everything
+from .runs import resolve_resume, restore, start_run
+from .task import FitState
 
 VAL_WINDOWS = 32  # validation windows rolled out after every epoch (evenly spread over the val sequences)
 GIF_SCALE_TO = 128  # sample GIFs are enlarged (nearest neighbour) to about this many pixels
@@ -118,7 +123,7 @@ def export_forecaster(src: str | Path, dst: str | Path, *, overwrite: bool = Fal
     The averaged weights of an ``--ema`` run (else the raw ones) become the file's only weights; the
     optimiser state, the raw weights and the RNG are dropped, so the file is a fraction of the size
     (the shipped GAN-LSTM: 13.4 MB -> 3.7 MB) and predicts exactly as the original. It cannot be
-    resumed (:func:`ganlstm.train.common.restore` refuses it). The recorded test split is kept for
+    resumed (:func:`ganlstm.train.runs.restore` refuses it). The recorded test split is kept for
     ``evaluate --split test``.
     """
     from ..checkpoint import save_checkpoint
@@ -151,72 +156,6 @@ def checkpoint_config(cfg: ForecastTrainConfig, run: RunConfig) -> dict:
     return {"model": to_dict(cfg.model), "data": to_dict(cfg.data), "train": to_dict(cfg), "run": to_dict(run)}
 
 
-# ---------------------------------------------------------------- data
-
-
-@dataclasses.dataclass
-class ForecastData:
-    """Windows for training, the held-out sequences, and which sequence went where."""
-
-    train: Any  # WindowDataset
-    val: list[np.ndarray]  # (T, C, H, W) sequences
-    split: dict[str, list[str]]  # {"train": names, "val": names, "test": names}
-
-
-def resolve_config(cfg: ForecastTrainConfig) -> tuple[ForecastTrainConfig, dict | None]:
-    """Fill in what the data source decides; returns the config and, for gan_lstm, the GAN checkpoint.
-
-    For ``gan_lstm`` the generator checkpoint fixes the architecture (``model.gan``), the
-    frame size and channels, and the pixel scaling: the generator can only draw frames read
-    the way its training frames were. Other models read ``cfg.data`` as given; with no
-    ``data.size`` the frames' own size sets ``model.image_size`` (see :func:`load_data`).
-    """
-    if cfg.model.model != "gan_lstm":
-        return cfg, None
-    from ..models.dcgan import gan_config_from_checkpoint
-
-    if not cfg.gan_checkpoint:
-        raise GanlstmError("the gan_lstm model needs a trained generator; pass --gan GAN_CKPT (a train-gan checkpoint or run directory).")
-    gan_ckpt = load_checkpoint(cfg.gan_checkpoint, kind="gan")
-    gan = gan_config_from_checkpoint(gan_ckpt)
-    if cfg.data.size not in (None, gan.image_size):
-        raise GanlstmError(f"--size {cfg.data.size} differs from the generator's {gan.image_size} px ({gan_ckpt['path']}); drop --size or pass {gan.image_size}.")
-    gan_data = gan_ckpt["config"].get("train", {}).get("data", {})
-    scaling = {k: gan_data[k] for k in ("scaling", "vmin", "vmax", "stretch") if k in gan_data}
-    data = dataclasses.replace(cfg.data, size=gan.image_size, channels=gan.channels, **scaling)
-    model = dataclasses.replace(cfg.model, gan=gan, image_size=gan.image_size, channels=gan.channels)
-    return dataclasses.replace(cfg, model=model, data=data, gan_checkpoint=str(gan_ckpt["path"])), gan_ckpt
-
-
-def load_data(cfg: ForecastTrainConfig, seed: int) -> tuple[ForecastTrainConfig, ForecastData]:
-    """Read ``cfg.data_path``, split it by sequence, cut training windows; fixes ``model.image_size``/``channels``."""
-    from ..data.frames import read_collection
-    from ..data.windows import WindowDataset, split_collection
-
-    if not cfg.data_path:
-        raise GanlstmError("no training data given; pass --data DIR (frames, sequences, or `ganlstm simulate` output).")
-    sequences = read_collection(cfg.data_path, cfg.data)
-    c, h, w = sequences[0][1].shape[1:]
-    if h != w:
-        raise GanlstmError(f"{cfg.data_path}: frames are {h}x{w}, but the models need square frames; pass --size N to resize them.")
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, image_size=h, channels=c))
-    parts = split_collection(sequences, cfg.val_fraction, cfg.test_fraction, seed, time_split=cfg.time_split)
-    split = {part: [name for name, _ in named] for part, named in parts.items()}
-    windows = WindowDataset([s for _, s in parts["train"]], cfg.context, cfg.horizon, cfg.stride)
-    val = [s for _, s in parts["val"] if len(s) >= cfg.context + cfg.horizon]
-    return cfg, ForecastData(train=windows, val=val, split=split)
-
-
-def spread_windows(sequences: list[np.ndarray], context: int, horizon: int, n: int) -> tuple[Tensor, Tensor]:
-    """``n`` (context, target) windows evenly spread over ``sequences``: (n, J, C, H, W), (n, K, C, H, W)."""
-    from ..data.windows import WindowDataset
-
-    ds = WindowDataset(sequences, context, horizon, 1)
-    idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
-    ctx, tgt = zip(*(ds[int(i)] for i in idx))
-    return torch.stack(ctx), torch.stack(tgt)
-
-
 # ---------------------------------------------------------------- the task
 
 
@@ -228,7 +167,7 @@ def sampling_probability(step: int, total: float, start: float, end: float) -> f
 
 
 def total_steps(run: RunConfig, steps_per_epoch: int) -> float:
-    """The step count :func:`~ganlstm.train.common.fit` will run to (the scheduled-sampling horizon)."""
+    """The step count :func:`~ganlstm.train.loop.fit` will run to (the scheduled-sampling horizon)."""
     epochs = run.epochs if run.epochs is not None else (None if run.max_steps else 10)
     return min(run.max_steps if run.max_steps is not None else math.inf, (epochs or math.inf) * steps_per_epoch)
 
@@ -440,6 +379,6 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
 
 
 __all__ = [
-    "ForecastTask", "ForecastData", "train_forecaster", "load_forecaster", "saved_configs", "frame_options_of",
-    "checkpoint_config", "resolve_config", "load_data", "sampling_probability", "save_comparison_gif",
+    "ForecastTask", "train_forecaster", "load_forecaster", "saved_configs", "frame_options_of",
+    "checkpoint_config", "sampling_probability", "save_comparison_gif",
 ]

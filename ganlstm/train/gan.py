@@ -1,7 +1,7 @@
 """Stage one: train the DCGAN prior on single frames (``ganlstm train-gan``).
 
-:class:`GanTask` is one :class:`~ganlstm.train.common.TrainTask`: a discriminator step and a
-generator step per batch, then an EMA update of the generator. :func:`~ganlstm.train.common.fit`
+:class:`GanTask` is one :class:`~ganlstm.train.task.TrainTask`: a discriminator step and a
+generator step per batch, then an EMA update of the generator. :func:`~ganlstm.train.loop.fit`
 does everything else (run directory, resume, logs, checkpoints, NaN handling, DDP).
 
 Small-data stabilisers, each a field of :class:`~ganlstm.config.GanTrainConfig`:
@@ -19,14 +19,12 @@ BatchNorm discriminator, the non-saturating loss and the EMA on; spectral norm, 
 and R1 off. Spectral norm and DiffAugment slowed convergence at those budgets; they are
 meant for long runs where D overfits, which were not measured here.
 
-Data are split by sequence, never by frame, exactly as stage two splits the same data with the
-same seed: G trains on the train sequences only, the ``test_fraction`` sequences are never
-touched (so stage two's test frames are new to the decoder too), and the ``val_fraction``
+Data are split by sequence, never by frame (:mod:`ganlstm.train.gan_data`), and the ``val_fraction``
 sequences score the generator. After every epoch the EMA generator draws a fixed-z grid into
 ``samples/`` and a cheap proxy of the projection metric is logged to ``metrics.csv``:
 :data:`PROXY_FRAMES` validation frames inverted with :data:`PROXY_STEPS` Adam steps from
 :data:`PROXY_RESTARTS` starts. Its MSE is the ``score`` that selects ``best.pt``;
-``ganlstm evaluate-gan`` gives the full metric on the test sequences.
+``ganlstm evaluate-gan`` (:mod:`ganlstm.train.gan_evaluation`) gives the full metric on the test sequences.
 """
 from __future__ import annotations
 
@@ -34,7 +32,6 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,20 +39,25 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import load_checkpoint
-from ..config import FrameOptions, GanTrainConfig, RunConfig, from_dict, to_dict
+from ..config import GanTrainConfig, RunConfig, from_dict, to_dict
+from ..device import autocast, configure_cpu, make_grad_scaler, resolve_device
 from ..errors import GanlstmError
 from ..losses import d_loss, g_loss, pixel_loss, r1_penalty
 from ..models.augment import AdaptiveAugment, DiffAugment
-from ..models.base import to_model_range, to_unit_range
 from ..models.dcgan import build_discriminator, build_generator, gan_config_from_checkpoint, sample_latents
 from ..models.encoder import FrameReader
+from ..pixel_range import to_model_range, to_unit_range
 from ..projection import projection_quality
 from ..viz import save_grid
+from .distributed import Dist
+from .ema import ema_decay, update_ema
+from .gan_data import DIVERSITY_FRAMES, load_gan_data, spread_frames
 from .gan_health import GanHealth
-from .common import (
-    Dist, FitState, autocast, check_finite, configure_cpu, ema_decay, enable_determinism, fit, make_grad_scaler, resolve_device,
-    resolve_resume, restore, seed_everything, start_run, update_ema,
-)
+from .loop import fit
+from .nonfinite import check_finite
+from .reproducibility import enable_determinism, seed_everything
+from .runs import resolve_resume, restore, start_run
+from .task import FitState
 
 PROXY_FRAMES = 16  # validation frames inverted after every epoch
 PROXY_STEPS = 100
@@ -63,54 +65,7 @@ PROXY_RESTARTS = 2
 GRID_SAMPLES = 64  # fixed-z samples drawn after every epoch (8 x 8 grid)
 PRE_ENCODER_DEFAULTS = {"recon_weight": 0.0, "ada_target": 0.0}  # what checkpoints that lack these keys trained with
 ENCODER_LR = 1e-3  # Adam learning rate of the encoder beside G
-DIVERSITY_FRAMES = 64  # training frames whose spread the samples' spread is compared with (gan_health)
 RECON_ALPHA = 0.5  # the reconstruction term G(E(x)) ~ x is alpha*(1-SSIM) + (1-alpha)*MSE (the original project's 0.5)
-
-
-@dataclass
-class GanData:
-    """Frames for stage one: training frames and the validation sequences (name, (T, C, H, W))."""
-
-    train: torch.utils.data.Dataset
-    val: list[tuple[str, np.ndarray]]
-    reference: np.ndarray | None = None  # (N, C, S, S) training frames spread over the set: the diversity a G should reach
-
-
-def frame_options(cfg: GanTrainConfig) -> FrameOptions:
-    """The reading options with size and channels fixed by the architecture."""
-    return dataclasses.replace(cfg.data, size=cfg.model.image_size, channels=cfg.model.channels)
-
-
-def split_sequences(sequences: list[tuple[str, np.ndarray]], cfg: GanTrainConfig, seed: int) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """Split into train / val / test (name, frames), the same way stage two splits the same data."""
-    from ..data.windows import split_collection
-
-    return split_collection(sequences, cfg.val_fraction, cfg.test_fraction, seed, time_split=cfg.time_split)
-
-
-def load_gan_data(cfg: GanTrainConfig, seed: int) -> GanData:
-    """Read ``cfg.data_path`` and split it by sequence: training frames and the validation sequences.
-
-    The test sequences are set aside untouched (see ``GanTrainConfig.test_fraction``).
-    """
-    from ..data.frames import read_collection
-    from ..data.windows import FrameDataset
-
-    if not cfg.data_path:
-        raise GanlstmError("no training data given; pass --data DIR (frames, sequences, or `ganlstm simulate` output).")
-    sequences = read_collection(cfg.data_path, frame_options(cfg))
-    split = split_sequences(sequences, cfg, seed)
-    return GanData(train=FrameDataset([s for _, s in split["train"]]), val=split["val"],
-                   reference=spread_frames(split["train"], DIVERSITY_FRAMES))
-
-
-def spread_frames(sequences: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
-    """``n`` frames (n, C, H, W) evenly spaced over all frames of ``sequences`` (fewer if there are fewer)."""
-    if not sequences:
-        raise GanlstmError("there are no held-out frames to measure the generator on; add sequences or raise --val-fraction / --test-fraction.")
-    frames = np.concatenate([s for _, s in sequences])  # (sum T, C, H, W)
-    idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
-    return frames[idx]
 
 
 class GanTask:
@@ -401,49 +356,4 @@ def _collate(items: list) -> Tensor:
     return torch.stack([torch.as_tensor(np.asarray(x)) for x in items])  # (B, C, S, S)
 
 
-# ---------------------------------------------------------------- evaluation
-
-
-SPLITS = ("test", "val", "all")
-
-
-def evaluate_gan(checkpoint: str | Path, data_path: str | Path | None = None, *, frames: int = 64, steps: int = 200,
-                 restarts: int = 4, lr: float = 0.05, split: str = "test", seed: int = 0,
-                 device: str = "auto") -> dict:
-    """Projection SSIM/MSE and intensity-histogram distance of a checkpoint's EMA generator.
-
-    Frames are read from ``data_path`` (default: the training data recorded in the
-    checkpoint) with the checkpoint's reading options, and split as training split them.
-    ``split="test"`` (default) uses sequences training never saw and did not select
-    ``best.pt`` on; ``"val"`` the sequences behind the per-epoch score; ``"all"`` every
-    sequence (for a data set the GAN never saw). With an encoder beside G, its one-pass reading of
-    the same frames is scored too (``reader_mse``, ``reader_ssim``) and starts one more projection.
-    """
-    from ..data.frames import read_collection
-    from ..models.dcgan import load_generator
-
-    if split not in SPLITS:
-        raise GanlstmError(f"unknown split {split!r}; use {', '.join(SPLITS)}.")
-    ckpt = load_checkpoint(checkpoint, kind="gan")
-    cfg, run = saved_configs(ckpt)
-    dev = resolve_device(device)
-    G = load_generator(ckpt).to(dev)
-    data_path = data_path or cfg.data_path
-    sequences = read_collection(data_path, frame_options(cfg))
-    if split != "all":
-        chosen = split_sequences(sequences, cfg, run.resolved_split_seed)[split]
-        if not chosen:
-            raise GanlstmError(f"{data_path}: the {split} split is empty ({len(sequences)} sequences); use --split all or another split.")
-        sequences = chosen
-    x = spread_frames(sequences, frames)
-    E = load_reader(ckpt)
-    starts = None if E is None else E.to(dev)(to_model_range(torch.from_numpy(x).to(dev)))  # its readings start one more inversion
-    result = projection_quality(G, x, steps=steps, restarts=restarts, lr=lr, seed=seed, starts=starts)
-    if E is not None:  # the encoder's one-pass reading of the same frames, what stage two's reader starts from
-        result.update(reader_quality(G, E, torch.from_numpy(x).to(dev)))
-    result.update(checkpoint=ckpt["path"], data=str(data_path), split=split, sequences=[n for n, _ in sequences],
-                  steps=steps, restarts=restarts, lr=lr, seed=seed, step=ckpt["step"])
-    return result
-
-
-__all__ = ["GanTask", "GanData", "train_gan", "evaluate_gan", "load_gan_data", "update_ema", "spread_frames", "saved_configs"]
+__all__ = ["GanTask", "train_gan", "saved_configs", "reader_quality", "load_reader"]
