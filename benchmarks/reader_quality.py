@@ -1,8 +1,7 @@
 """How faithfully does a GAN-LSTM checkpoint read the frames it is given? The horizon-0 ceiling.
 
 Every GAN-LSTM forecast starts from ``read(E(x))``, the encoder's latent for the last observed
-frame (with ``--refine-steps``, what inversion steps from it add is drawn on top; scored here
-too), so ``G(read(E(x)))`` against ``x`` bounds what the model can do one step ahead. This
+frame (and, scored beside it, that reading refined by ``--refine-steps`` inversion steps), so ``G(read(E(x)))`` against ``x`` bounds what the model can do one step ahead. This
 script scores that reading (SSIM as scikit-image computes it, MSE summed per frame, sharpness) on frames
 spread evenly over a collection, next to the generator's optimised projection (the best any
 reader could do, :func:`ganlstm.projection.projection_quality`) and, for scale, persistence one
@@ -50,8 +49,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--steps", type=int, default=200, help="Adam steps of the optimised projection")
     ap.add_argument("--restarts", type=int, default=4)
-    ap.add_argument("--refine-steps", type=int, default=None,
-                    help="inversion steps from the encoder's reading (default: the checkpoint's --refine-steps)")
+    ap.add_argument("--refine-steps", type=int, default=50, help="inversion steps from the encoder's reading")
     args = ap.parse_args()
 
     model, ckpt = load_forecaster(args.checkpoint, "cpu")
@@ -62,8 +60,8 @@ def main() -> None:
     with torch.no_grad():
         z = model.encode(to_model_range(now))  # (n, nz)
         reading = to_unit_range(model.render(z)).clamp(0, 1)
-    refine_steps = args.refine_steps if args.refine_steps is not None else model.refine_steps
-    refined = to_unit_range(model.render(refine(model.generator, now, z, refine_steps, model.refine_lr))).clamp(0, 1)
+    refine_steps = args.refine_steps
+    refined = to_unit_range(model.render(refine(model.generator, now, z, refine_steps))).clamp(0, 1)
     projection = projection_quality(model.generator, now.numpy(), steps=args.steps, restarts=args.restarts, seed=0)
     with torch.no_grad():  # is G blurry by itself? Its random samples' gradient energy against the frames'
         samples = to_unit_range(model.render(torch.randn(512, z.shape[1], generator=torch.Generator().manual_seed(0)))).clamp(0, 1)

@@ -132,7 +132,7 @@ def against(flop_per_s: float, refs: dict[str, float]) -> dict[str, float]:
 
 
 def gan_config(size: int) -> GanConfig:
-    return GanConfig(image_size=size)  # the default architecture: nz 64, ngf = ndf = 64
+    return GanConfig(image_size=size, nz=64, ngf=64, ndf=64, latent_grid=1)  # the architecture docs/benchmarks.md timed (the defaults before 0.2)
 
 
 def forecaster(name: str, size: int, hidden: tuple[int, ...], device: torch.device):

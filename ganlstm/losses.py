@@ -97,26 +97,11 @@ def gradient_difference_loss(pred: Tensor, target: Tensor) -> Tensor:
     return (dy.mean() + dx.mean()) / 2
 
 
-def horizon_weights(horizon: int, early_weight: float, device: torch.device | None = None) -> Tensor:
-    """Per-horizon loss weights (K,): ``1 + early_weight / k`` for k = 1..K, scaled to mean 1 (all ones at 0)."""
-    w = 1.0 + early_weight / torch.arange(1, horizon + 1, device=device, dtype=torch.float32)
-    return w / w.mean()
-
-
 def rollout_pixel_loss(pred: Tensor, target: Tensor, alpha: float = 0.5, bright_weight: float = 0.0,
-                       early_weight: float = 0.0, gdl_weight: float = 0.0) -> Tensor:
-    """:func:`pixel_loss` of a rollout (B, K, C, H, W), each horizon k weighted by :func:`horizon_weights`.
-
-    ``early_weight`` > 0 makes the first predicted frames count more (horizon 1 weighs
-    ``1 + early_weight`` against ``1 + early_weight / K`` for the last) while the mean weight stays 1;
-    0 is exactly :func:`pixel_loss` over all frames. ``gdl_weight`` > 0 adds that many times
-    :func:`gradient_difference_loss` over all frames.
-    """
-    if early_weight == 0:
-        loss = pixel_loss(pred, target, alpha=alpha, bright_weight=bright_weight)
-    else:
-        per_k = torch.stack([pixel_loss(pred[:, k], target[:, k], alpha=alpha, bright_weight=bright_weight) for k in range(pred.shape[1])])
-        loss = (per_k * horizon_weights(pred.shape[1], early_weight, per_k.device)).mean()
+                       gdl_weight: float = 0.0) -> Tensor:
+    """:func:`pixel_loss` of a rollout (B, K, C, H, W) over all its frames, plus ``gdl_weight`` times
+    :func:`gradient_difference_loss` (0 = none)."""
+    loss = pixel_loss(pred, target, alpha=alpha, bright_weight=bright_weight)
     if gdl_weight > 0:
         loss = loss + gdl_weight * gradient_difference_loss(pred, target)
     return loss
@@ -158,7 +143,6 @@ __all__ = [
     "pixel_loss",
     "gradient_difference_loss",
     "rollout_pixel_loss",
-    "horizon_weights",
     "d_loss",
     "g_loss",
     "r1_penalty",

@@ -204,7 +204,7 @@ class Predictor:
         flat = x.flatten(0, 1).to(self.device)  # (B*T, C, H, W) in [0, 1]
         with torch.inference_mode(), autocast(self.device, self.amp):
             z = model.encode(to_model_range(flat))  # (B*T, nz)
-        z = refine(model.generator, flat, z.float(), refine_steps, model.refine_lr)
+        z = refine(model.generator, flat, z.float(), refine_steps)
         z = z.float().cpu().unflatten(0, x.shape[:2])  # (B, T, nz)
         return (z if layout == "btchw" else z[0]).numpy()
 
@@ -238,6 +238,26 @@ def _is_pil(x: Any) -> bool:
 
 
 # ---------------------------------------------------------------- ganlstm predict
+
+
+def default_output_dir(frames: Path) -> Path:
+    """Where ``predict`` writes without ``--out``: ``<frames>_predicted`` beside the input, outside any collection.
+
+    When the input is one sequence of a collection (its folder holds other sequences), a folder
+    beside it would sit inside that collection, and the next training run on the collection would
+    read the predictions as data; the default is then ``<collection>_predicted/<name>``, beside the
+    collection. (Predictions carry ``.ganlstm-output`` as well, so readers skip them wherever they are.)
+    """
+    from .data.frame_files import is_ganlstm_output, visible_entries
+    from .data.frames import is_sequence_path
+
+    frames = Path(frames).resolve()
+    parent = frames.parent
+    in_collection = parent.parent != parent and any(
+        p != frames and not is_ganlstm_output(p) and is_sequence_path(p) for p in visible_entries(parent))
+    if in_collection:
+        return parent.parent / f"{parent.name}_predicted" / frames.stem
+    return parent / f"{frames.stem}_predicted"
 
 
 def _check_output_dir(out: Path, frames: Path, overwrite: bool) -> None:
@@ -282,7 +302,8 @@ def predict_to_directory(
     ``prediction.gif`` (observed then predicted, at the model's size; with ``truth``: truth |
     prediction | |error|) and, with ``truth`` (the sequence that really followed), ``metrics.json``
     with per-horizon MSE/MAE/PSNR/SSIM/sharpness of the written frames, and their ``output_size``
-    and ``model_size`` [H, W]. ``out`` defaults to ``<frames>_predicted`` beside the input.
+    and ``model_size`` [H, W]. ``out`` defaults to :func:`default_output_dir` (beside the input, outside
+    its collection) and is marked as a ganlstm output folder, which collection readers skip.
     The model predicts at its own size and channels; when the input's native ones differ, one
     :class:`~ganlstm.resolution.ResolutionWarning` names the conversions and ``prediction.json``
     records the shapes (C, H, W) and conversions. ``output_size="native"`` resizes the predicted
@@ -294,6 +315,7 @@ def predict_to_directory(
     Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
     ``prediction`` the prediction.json record, None when nothing was converted).
     """
+    from .data.frame_files import mark_output
     from .data.frame_writer import write_frames
     from .data.frames import read_sequence
     from .metrics import MetricAccumulator
@@ -302,7 +324,7 @@ def predict_to_directory(
     if output_size not in OUTPUT_SIZES:
         raise GanlstmError(f"output_size={output_size!r} is invalid; use one of {', '.join(OUTPUT_SIZES)}.")
     frames = Path(frames)
-    out = Path(out) if out is not None else frames.parent / f"{frames.stem}_predicted"
+    out = Path(out) if out is not None else default_output_dir(frames)
     _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
     predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
     if limits:
@@ -326,6 +348,7 @@ def predict_to_directory(
                 raise GanlstmError(f"--truth {truth} is {scored.shape[-2]}x{scored.shape[-1]} (H x W) but --frames are "
                                    f"{out_hw[0]}x{out_hw[1]}; with --output-size native give the truth the input's size.")
     out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "predictions")  # readers of a collection skip this folder, wherever it is
     interval = predictor.frame_options.interval
     first = len(observed) * interval  # input frames 0, n, 2n, ... were read; the next is at len * n
     png = fmt in ("png", "png16")

@@ -16,7 +16,7 @@ from ganlstm.config import FrameOptions, ForecasterConfig, ForecastTrainConfig, 
 from ganlstm.models.dcgan import build_discriminator, build_generator
 
 SIZE = 16
-GAN = GanConfig(image_size=SIZE, channels=1, nz=8, ngf=8, ndf=8)
+GAN = GanConfig(image_size=SIZE, channels=1, nz=8, ngf=8, ndf=8, latent_grid=1)
 
 
 def generator(seed: int = 0):
@@ -52,7 +52,7 @@ def simulated(root: Path, sequences: int = 5, frames: int = 14) -> Path:
 
 def train_config(data_path: Path, gan_path: Path | str, **kw) -> ForecastTrainConfig:
     defaults = dict(model=model_config(), data_path=str(data_path), gan_checkpoint=str(gan_path), context=3, horizon=2,
-                    val_fraction=0.2, test_fraction=0.2)
+                    val_fraction=0.2, test_fraction=0.2, reader_warmup=0)  # no warm-up: tiny runs test the loop
     return ForecastTrainConfig(**{**defaults, **kw})
 
 

@@ -17,7 +17,7 @@ from ganlstm.cli import main
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, FrameOptions, GanConfig, GanTrainConfig, RunConfig
 
 SIZE = 16
-GAN = GanConfig(image_size=SIZE, channels=1, nz=8, ngf=4, ndf=4)
+GAN = GanConfig(image_size=SIZE, channels=1, nz=8, ngf=4, ndf=4, latent_grid=1)
 CONTEXT, HORIZON = 3, 2
 
 

@@ -280,23 +280,6 @@ def test_cli_reports_errors_in_one_line(monkeypatch, capsys):
     assert e.value.code == 2 and err.strip() == "error: frames/ is empty; point --frames at a directory of images."
 
 
-def test_early_weight_counts_the_first_horizons_more():
-    from ganlstm.losses import horizon_weights, pixel_loss, rollout_pixel_loss
-
-    w = horizon_weights(4, 3.0)
-    assert torch.allclose(w.mean(), torch.tensor(1.0)) and torch.all(w[:-1] > w[1:])
-    assert torch.equal(horizon_weights(5, 0.0), torch.ones(5))
-    g = torch.Generator().manual_seed(0)
-    target = torch.rand(2, 1, 1, 16, 16, generator=g).expand(2, 4, 1, 16, 16).clone()  # one frame at every horizon
-    pred = target.clone()
-    pred[:, 0] = torch.rand(2, 1, 16, 16, generator=g)  # only horizon 1 is wrong ...
-    late = target.clone()
-    late[:, 3] = pred[:, 0]  # ... or only horizon 4, by the same frames
-    assert torch.equal(rollout_pixel_loss(pred, target, alpha=0.5), pixel_loss(pred, target, alpha=0.5))
-    assert torch.allclose(rollout_pixel_loss(pred, target, alpha=0.5), rollout_pixel_loss(late, target, alpha=0.5))
-    assert rollout_pixel_loss(pred, target, alpha=0.5, early_weight=3.0) > 2 * rollout_pixel_loss(late, target, alpha=0.5, early_weight=3.0)
-
-
 def test_gradient_difference_loss_prefers_edges_to_blur():
     import torch.nn.functional as F
 

@@ -20,7 +20,7 @@ from ganlstm.train.runs import scaler_states
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-GAN = GanConfig(image_size=32, nz=16, ngf=16, ndf=16)
+GAN = GanConfig(image_size=32, nz=16, ngf=16, ndf=16, latent_grid=1)
 MODELS = ["gan_lstm", "convlstm", "predrnn"]
 
 

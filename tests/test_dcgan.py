@@ -39,11 +39,11 @@ def test_unsupported_size_and_channels_are_clear_errors():
 
 
 def test_builders_follow_config():
-    cfg = GanConfig(image_size=16, channels=3, nz=5, ngf=4, ndf=4, spectral_norm=False)
+    cfg = GanConfig(image_size=16, channels=3, nz=5, ngf=4, ndf=4, spectral_norm=False, latent_grid=1)
     G, D = build_generator(cfg), build_discriminator(cfg)
     assert G.nz == 5 and G(torch.randn(1, 5)).shape == (1, 3, 16, 16)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())  # the DCGAN discriminator
-    D_sn = build_discriminator(GanConfig(image_size=16, ndf=4, spectral_norm=True))
+    D_sn = build_discriminator(GanConfig(image_size=16, ndf=4, spectral_norm=True, latent_grid=1))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D_sn.modules())
     assert any("parametrizations" in k for k in D_sn.state_dict())
 
@@ -134,7 +134,7 @@ def _gan_checkpoint(tmp_path, cfg: GanConfig):
 
 
 def test_load_generator_is_frozen_and_picks_ema(tmp_path):
-    path, G, G_ema = _gan_checkpoint(tmp_path, GanConfig(image_size=16, nz=8, ngf=4))
+    path, G, G_ema = _gan_checkpoint(tmp_path, GanConfig(image_size=16, nz=8, ngf=4, latent_grid=1))
     loaded = load_generator(path)
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
     z = torch.randn(3, 8)

@@ -27,7 +27,7 @@ from ganlstm.models.base import build_forecaster
 from ganlstm.pixel_range import to_model_range
 from ganlstm.rollout import RENDER_CHUNK, iter_predict, predict, rollout_outputs
 
-GAN = GanConfig(image_size=32, nz=16, ngf=8, ndf=8)
+GAN = GanConfig(image_size=32, nz=16, ngf=8, ndf=8, latent_grid=1)
 
 
 def gan_lstm(feedback: str):

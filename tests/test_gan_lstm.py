@@ -88,10 +88,10 @@ def test_untrained_model_is_latent_persistence():
 def test_training_loss_terms(feedback):
     model = _model(feedback)
     context, target = _windows()
-    losses = model.training_loss(context, target, sampling_p=0.0, recon_weight=0.5, latent_weight=0.1)
-    expected = {"pixel", "recon", "latent", "loss"} | ({"lift"} if feedback == "latent" else set())
+    losses = model.training_loss(context, target, sampling_p=0.0, recon_weight=0.5)
+    expected = {"pixel", "recon", "loss"} | ({"lift"} if feedback == "latent" else set())
     assert set(losses) == expected
-    total = losses["pixel"] + 0.5 * losses["recon"] + 0.1 * losses["latent"] + losses.get("lift", 0.0)
+    total = losses["pixel"] + 0.5 * losses["recon"] + losses.get("lift", 0.0)
     assert torch.allclose(losses["loss"], total)
     losses["loss"].backward()
     assert all(p.grad is None for p in model.generator.parameters())
@@ -118,7 +118,7 @@ def test_config_errors():
         build_forecaster(ForecasterConfig(model="gan_lstm", image_size=32, channels=1, gan=GAN))
     with pytest.raises(GanlstmError, match="does not match"):
         build_forecaster(model_config()).load_generator(build_forecaster(ForecasterConfig(
-            model="gan_lstm", image_size=32, channels=1, gan=type(GAN)(image_size=32, channels=1, nz=8, ngf=8))).generator)
+            model="gan_lstm", image_size=32, channels=1, gan=type(GAN)(image_size=32, channels=1, nz=8, ngf=8, latent_grid=1))).generator)
 
 
 def test_windows_from_simulated_data_train(tmp_path):
@@ -206,7 +206,7 @@ def test_latent_cap_bounds_every_predicted_latent_and_off_is_identity():
     from ganlstm.rollout import rollout_outputs
 
     capped = build_forecaster(dataclasses.replace(model_config("pixels"), latent_cap=0.5)).load_generator(generator())
-    free = build_forecaster(model_config("pixels")).load_generator(generator())
+    free = build_forecaster(dataclasses.replace(model_config("pixels"), latent_cap=0.0)).load_generator(generator())
     free.load_state_dict(capped.state_dict())
     with torch.no_grad():  # a head that pushes every latent outwards, as drifting rollouts do
         for m in (capped, free):
@@ -220,133 +220,9 @@ def test_latent_cap_bounds_every_predicted_latent_and_off_is_identity():
     assert torch.allclose(z_cap[:, 0], z_free[:, 0] * (0.5 / rms(z_free[:, 0])).unsqueeze(-1), atol=1e-5)
     small = torch.randn(4, GAN.nz) * 0.1
     assert torch.equal(capped.cap(small), small) and torch.equal(free.cap(small * 100), small * 100)
+    assert ForecasterConfig().latent_cap == 1.0  # the recipe: on by default
     with pytest.raises(GanlstmError, match="latent_cap"):
         build_forecaster(dataclasses.replace(model_config(), latent_cap=-1.0))
-
-
-def test_freeze_reader_keeps_the_reader_after_the_warmup(tmp_path):
-    model = _model("pixels")
-    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=model_config("pixels"), reader_warmup=1, freeze_reader=True)
-    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=3, steps_per_epoch=3)
-    reader = {id(p) for p in model.reader_parameters()}
-    assert reader and reader == {id(p) for n, p in model.named_parameters() if n.startswith(("encoder.", "read."))}
-    task.train_step(_windows(), 0)  # the warm-up trains the reader ...
-    warm = [p.detach().clone() for p in model.reader_parameters()]
-    rest = [p.detach().clone() for p in task.params if id(p) not in reader]
-    for step in (1, 2):  # ... after it, only the ConvLSTM and head move
-        task.train_step(_windows(), step)
-    assert all(torch.equal(a, p) for a, p in zip(warm, model.reader_parameters()))
-    assert any(not torch.equal(a, p) for a, p in zip(rest, [p for p in task.params if id(p) not in reader]))
-    with pytest.raises(GanlstmError, match="would freeze an untrained reader"):
-        train_forecaster(train_config(tmp_path / "cold", tmp_path / "gan.pt", model=model_config("pixels"), freeze_reader=True),
-                         run_config(tmp_path / "runs"))
-    with pytest.raises(GanlstmError, match="--freeze-reader is for the gan_lstm model"):
-        train_forecaster(train_config(tmp_path / "none", "", model=ForecasterConfig(model="convlstm", image_size=16, hidden=(4,)),
-                                      freeze_reader=True), run_config(tmp_path / "runs"))
-
-
-def test_separate_reader_reads_with_its_own_encoder_and_stays_frozen(tmp_path):
-    import dataclasses
-
-    cfg_model = dataclasses.replace(model_config("pixels"), separate_reader=True)
-    torch.manual_seed(0)
-    model = build_forecaster(cfg_model).load_generator(generator())
-    assert model.reader_encoder is not None
-    reader = {id(p) for p in model.reader_parameters()}
-    assert reader == {id(p) for m in (model.reader_encoder, model.read) for p in m.parameters()}
-    assert not reader & {id(p) for p in model.encoder.parameters()}  # the ConvLSTM's input encoder is not the reader
-    x = torch.rand(2, 1, 16, 16) * 2 - 1
-    with torch.no_grad():
-        assert torch.equal(model.encode(x), model.read(model.reader_encoder(x)))
-        z, _ = model.step(x, model.init_state(2, torch.device("cpu")))
-        assert z.shape == (2, GAN.nz)
-    cfg = train_config(tmp_path, tmp_path / "gan.pt", model=cfg_model, reader_warmup=1, freeze_reader=True)
-    task = ForecastTask(cfg, run_config(tmp_path), model, torch.device("cpu"), Dist(), [], total=3, steps_per_epoch=3)
-    lstm_input = [p.detach().clone() for p in model.encoder.parameters()]
-    task.train_step(_windows(), 0)  # warm-up: the reader only; the ConvLSTM's encoder waits
-    assert all(torch.equal(a, p) for a, p in zip(lstm_input, model.encoder.parameters()))
-    warm = [p.detach().clone() for p in model.reader_parameters()]
-    for step in (1, 2):
-        task.train_step(_windows(), step)
-    assert all(torch.equal(a, p) for a, p in zip(warm, model.reader_parameters()))  # frozen after the warm-up
-    assert any(not torch.equal(a, p) for a, p in zip(lstm_input, model.encoder.parameters()))  # ... while the rest learns
-
-
-def test_refine_reads_the_last_observed_frame_closer_and_forecasts_from_it():
-    import dataclasses
-
-    from ganlstm.projection import refine
-    from ganlstm.rollout import predict, rollout_outputs
-
-    torch.manual_seed(0)
-    plain = build_forecaster(model_config("pixels")).load_generator(generator()).eval()
-    refined = build_forecaster(dataclasses.replace(model_config("pixels"), refine_steps=20)).load_generator(generator()).eval()
-    refined.load_state_dict(plain.state_dict())
-    context, _ = _windows(j=3)
-    with torch.no_grad():  # a last frame the generator can draw, so that inverting it can succeed
-        context[:, -1] = plain.generator.render(torch.randn(3, GAN.nz, generator=torch.Generator().manual_seed(2)))
-        last = context[:, -1]
-        z_read = plain.encode(last * 2 - 1)
-    z_ref = refine(plain.generator, last, z_read, 20, refined.refine_lr)
-    err = lambda z: (plain.generator.render(z) - last).pow(2).mean().item()  # noqa: E731
-    assert err(z_ref) < 0.9 * err(z_read)  # the inversion steps read the frame closer than the encoder alone
-    with torch.inference_mode():  # prediction runs under inference_mode; the refinement still gets its gradients
-        z_plain, z_refined = rollout_outputs(plain, context * 2 - 1, 2), rollout_outputs(refined, context * 2 - 1, 2)
-        pred = predict(refined, context, 2)
-    # The head starts at zero, so the first forecast is the reading it starts from: refined for one model only.
-    assert torch.allclose(z_plain[:, 0], z_read, atol=1e-6)
-    assert torch.allclose(z_refined[:, 0], z_ref, atol=1e-5)
-    assert pred.shape == (3, 2, 1, 16, 16) and torch.isfinite(pred).all()
-    # Only the last observed frame is refined: the others feed the ConvLSTM exactly as without refinement.
-    assert torch.equal(refine(plain.generator, last, z_read, 0), z_read)
-    with pytest.raises(GanlstmError, match="refine_steps"):
-        build_forecaster(dataclasses.replace(model_config(), refine_steps=-1))
-
-
-def test_refine_trains_through_the_encoders_reading():
-    """The refinement is a constant added to what is drawn; the trajectory, and the gradients, stay on the encoder's reading."""
-    import dataclasses
-
-    torch.manual_seed(0)
-    model = build_forecaster(dataclasses.replace(model_config("pixels"), refine_steps=3)).load_generator(generator())
-    context, target = _windows()
-    losses = model.training_loss(context, target, sampling_p=0.0)  # no recon loss, no teacher forcing
-    losses["loss"].backward()
-    assert torch.isfinite(losses["loss"])
-    assert all(p.grad is not None for p in model.trainable_parameters())
-    assert all(p.grad is None for p in model.generator.parameters())
-    assert any(torch.count_nonzero(p.grad) > 0 for p in model.read.parameters())  # the forecast loss reaches the reader
-
-
-def test_refine_decay_hands_the_refinement_back_geometrically():
-    """Untrained (zero) head: the k-th output is the encoder's reading plus decay**(k-1) of the refinement; the state stays on the reading."""
-    import dataclasses
-
-    from ganlstm.projection import refine
-    from ganlstm.rollout import rollout_outputs
-
-    torch.manual_seed(0)
-    decay = 0.5
-    model = build_forecaster(dataclasses.replace(model_config("pixels"), refine_steps=10, refine_decay=decay)).load_generator(generator()).eval()
-    context, _ = _windows(j=2)
-    with torch.no_grad():
-        context[:, -1] = model.generator.render(torch.randn(3, GAN.nz, generator=torch.Generator().manual_seed(2)))
-        z_read = model.encode(context[:, -1] * 2 - 1)
-    offset = refine(model.generator, context[:, -1], z_read, 10, model.refine_lr) - z_read
-    assert offset.abs().max() > 1e-3
-    with torch.inference_mode():
-        z = rollout_outputs(model, context * 2 - 1, 4)  # (3, 4, nz)
-    for k in range(4):
-        assert torch.allclose(z[:, k], z_read + decay**k * offset, atol=1e-5)
-    # A true frame fed back (teacher forcing) starts a fresh, unrefined reading: the offset is gone.
-    with torch.no_grad():
-        out, state = model.observe(context * 2 - 1)
-        assert torch.allclose(state[1], z_read, atol=1e-6) and torch.allclose(out, z_read + offset, atol=1e-5)
-        assert state[2] is not None
-        _, state = model.step(context[:, 0] * 2 - 1, state)
-        assert state[2] is None
-    with pytest.raises(GanlstmError, match="refine_decay"):
-        build_forecaster(dataclasses.replace(model_config(), refine_decay=1.5))
 
 
 def _anchored(decay: float) -> GanLstm:
@@ -379,14 +255,12 @@ def test_anchor_adds_the_decaying_reading_error_to_predicted_frames():
     assert plain.anchor(context * 2 - 1) is None  # off: not even the extra generator call
 
 
-def test_anchor_decay_is_checked_and_excludes_refinement():
+def test_anchor_decay_is_checked():
     import dataclasses
 
     for bad in (-0.1, 1.5):
         with pytest.raises(GanlstmError, match=r"anchor_decay=.* must be in \[0, 1\]"):
             build_forecaster(dataclasses.replace(model_config(), anchor_decay=bad))
-    with pytest.raises(GanlstmError, match="use one of them"):
-        build_forecaster(dataclasses.replace(model_config(), anchor_decay=0.5, refine_steps=3))
 
 
 def test_anchor_decay_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path):
@@ -416,24 +290,3 @@ def test_anchor_decay_is_gan_lstm_only(tmp_path):
         load_forecaster(ckpt, "cpu", anchor_decay=0.5)
     with pytest.raises(GanlstmError, match="applies to gan_lstm checkpoints only"):
         set_anchor_decay(ckpt, 0.5)
-
-
-def test_anchor_loss_scores_the_anchored_frames(tmp_path):
-    """--anchor-loss: the pixel loss sees what prediction returns; without anchoring it is refused before training."""
-    from ganlstm.losses import rollout_pixel_loss
-    from ganlstm.pixel_range import to_model_range
-    from ganlstm.rollout import add_anchor, render_all, rollout_outputs
-
-    model = _anchored(0.5)
-    context, target = _windows(k=3)
-    with torch.no_grad():
-        plain = model.training_loss(context, target, sampling_p=0.0)["pixel"]
-        anchored = model.training_loss(context, target, sampling_p=0.0, anchor_loss=True)["pixel"]
-        frames = render_all(model, rollout_outputs(model, to_model_range(context), 3))
-        expected = rollout_pixel_loss((add_anchor(frames, *model.anchor(to_model_range(context))) + 1) / 2, target)
-    torch.testing.assert_close(anchored, expected)
-    assert not torch.isclose(anchored, plain)
-    cfg = train_config(simulated(tmp_path / "data"), gan_checkpoint(tmp_path / "gan.pt"), anchor_loss=True)  # anchor_decay 0
-    with pytest.raises(GanlstmError, match="--anchor-loss trains on anchored gan_lstm frames"):
-        train_forecaster(cfg, run_config(tmp_path / "runs"))
-    assert not (tmp_path / "runs").exists()  # refused before any run directory is made

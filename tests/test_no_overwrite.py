@@ -102,8 +102,8 @@ def test_predict_never_writes_into_its_input_or_over_a_previous_prediction(runs,
     seq = data / "seq_0001"
     base = ["predict", "--frames", seq, "--steps", 2, "--checkpoint", runs["encoder"], "--device", "cpu"]
     refused(base + ["--out", seq], capsys, data)  # the input's own directory
-    ok(base, capsys)  # default: <frames>_predicted beside the input, never inside it
-    default_out = seq.parent / f"{seq.name}_predicted"
+    ok(base, capsys)  # default: beside the input's collection (<collection>_predicted/<name>), never inside either
+    default_out = data.parent / f"{data.name}_predicted" / seq.name
     assert default_out.is_dir() and len(list(default_out.glob("*.png"))) == 2
     refused(base, capsys, data)  # a second run would overwrite the first prediction
     refused(base + ["--out", default_out, "--truth", data / "seq_0002"], capsys, data)
@@ -127,7 +127,7 @@ def test_evaluate_refuses_existing_metrics_and_its_input_directory(runs, data, t
 
 
 def _train_gan(data: Path, out: Path, *extra) -> list:
-    return ["train-gan", "--data", data, "--size", GAN.image_size, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
+    return ["train-gan", "--data", data, "--size", GAN.image_size, "--nz", GAN.nz, "--latent-grid", 1, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
             "--val-fraction", 0, "--test-fraction", 0, "--batch-size", 4, "--max-steps", 1, "--device", "cpu", "--out", out, *extra]
 
 

@@ -266,7 +266,7 @@ def test_kill_and_resume_leaves_nothing_corrupt_and_continues(tmp_path):
 
     gan_out = tmp_path / "gan_runs"
     gan = Chaos(  # no validation split: the per-epoch projection score would cost more than the training
-        ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf, "--val-fraction", 0,
+        ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--latent-grid", 1, "--ngf", GAN.ngf, "--ndf", GAN.ndf, "--val-fraction", 0,
          "--test-fraction", 0, "--batch-size", 8, "--max-steps", GAN_STEPS, "--out", gan_out, *common],
         ["train-gan", "--resume", "last", "--out", gan_out, "--max-steps", GAN_STEPS, "--device", "cpu", "--save-every", 1],
         gan_out, "*-gan", tmp_path,
@@ -385,7 +385,7 @@ def gan_ckpt(data, tmp_path_factory) -> Path:
 def test_nan_batch_stops_stage_one_naming_the_step_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
     n, bs, seed, bad = 40, 4, 0, 3  # 5 x 8 frames: an epoch is 10 steps, so the bad batch comes once in 4 steps
     _poison_gan_data(monkeypatch, _item_at(bad, n, bs, seed), float("nan"))
-    args = ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
+    args = ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--latent-grid", 1, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
             "--val-fraction", 0, "--test-fraction", 0, "--batch-size", bs, "--seed", seed, "--max-steps", bad + 1,
             "--save-every", 1, "--device", "cpu"]
     code, err = cli(args + ["--out", tmp_path / "a"], capsys)
@@ -465,7 +465,7 @@ def deterministic_off(monkeypatch):
 
 
 def test_deterministic_flag_reaches_both_trainers(data, gan_ckpt, tmp_path, capsys, deterministic_off):
-    gan_args = ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
+    gan_args = ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--latent-grid", 1, "--ngf", GAN.ngf, "--ndf", GAN.ndf,
                 "--val-fraction", 0, "--test-fraction", 0, "--batch-size", 4, "--max-steps", 1, "--device", "cpu"]
     enc_args = ["train-encoder", "--gan", gan_ckpt, "--data", data, "--context", 3, "--horizon", 2, "--hidden", 8,
                 "--val-fraction", 0, "--test-fraction", 0, "--batch-size", 4, "--max-steps", 1, "--device", "cpu"]

@@ -139,24 +139,21 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     data, gan = inputs
     out = tmp_path / "runs"
     common = ["--data", str(data), "--context", "3", "--horizon", "2", "--stride", "2", "--hidden", "6,6", "--kernel", "3",
-              "--alpha", "0.3", "--bright-weight", "1", "--early-weight", "0.5", "--gdl-weight", "0.25", "--ema", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
+              "--alpha", "0.3", "--bright-weight", "1", "--gdl-weight", "0.25", "--ema", "0.5", "--sampling-start", "0.9", "--sampling-end", "0.1", "--lr", "2e-3",
               "--weight-decay", "1e-4", "--val-fraction", "0.2", "--test-fraction", "0.2", "--interval", "1",
               "--max-steps", "2", "--batch-size", "2", "--out", str(out), "--seed", "3", "--split-seed", "4", "--device", "cpu", "--amp", "no",
               "--save-every", "1", "--skip-nonfinite", "--num-workers", "0", "--threads", "1", "--max-frames", "500", "--max-pixels", "4096"]
     threads = torch.get_num_threads()
-    main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2", "--latent-weight", "0.05",
-          "--reader-warmup", "1", "--latent-cap", "1.5", "--freeze-reader", "--separate-reader",
-          "--refine-steps", "2", "--refine-lr", "0.05", "--refine-decay", "0.5", *common])
+    main(["train-encoder", "--gan", str(gan), "--size", "16", "--feedback", "pixels", "--recon-weight", "0.2",
+          "--reader-warmup", "1", "--latent-cap", "1.5", "--cell", "convgru", *common])
     run_dir = out / "000-gan_lstm"
     train = json.loads((run_dir / "config.json").read_text())["train"]
     assert train["model"]["hidden"] == [6, 6] and train["model"]["feedback"] == "pixels"
-    assert (train["recon_weight"], train["latent_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.05, 0.3, 1.0)
-    assert train["early_weight"] == 0.5 and train["gdl_weight"] == 0.25 and train["ema"] == 0.5
-    assert train["reader_warmup"] == 1 and train["model"]["latent_cap"] == 1.5 and train["freeze_reader"] is True
-    assert train["model"]["separate_reader"] is True
-    assert (train["model"]["refine_steps"], train["model"]["refine_lr"], train["model"]["refine_decay"]) == (2, 0.05, 0.5)
+    assert (train["recon_weight"], train["alpha"], train["bright_weight"]) == (0.2, 0.3, 1.0)
+    assert train["gdl_weight"] == 0.25 and train["ema"] == 0.5
+    assert train["reader_warmup"] == 1 and train["model"]["latent_cap"] == 1.5 and train["model"]["cell"] == "convgru"
     assert (train["sampling_start"], train["sampling_end"], train["stride"], train["weight_decay"]) == (0.9, 0.1, 2, 1e-4)
-    assert {"recon", "latent"} <= set(_rows(run_dir / "log.csv")[0])
+    assert {"recon"} <= set(_rows(run_dir / "log.csv")[0])
     assert json.loads((run_dir / "config.json").read_text())["run"]["split_seed"] == 4
     assert json.loads((run_dir / "config.json").read_text())["run"]["threads"] == 1
     assert {k: train["data"][k] for k in ("max_frames", "max_pixels")} == {"max_frames": 500, "max_pixels": 4096}
@@ -169,7 +166,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     assert "--lr cannot change on --resume" in capsys.readouterr().err
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--reader-warmup", "5") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--latent-cap", "1") == 2
-    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--refine-steps", "5") == 2
+    assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--cell", "convlstm") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--split-seed", "0") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--max-pixels", "9") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--gdl-weight", "1") == 2

@@ -19,7 +19,7 @@ from ganlstm.train.distributed import Dist
 from ganlstm.train.gan import GanTask, train_gan
 from ganlstm.train.gan_evaluation import evaluate_gan
 
-TINY = GanConfig(image_size=16, channels=1, nz=8, ngf=4, ndf=4)
+TINY = GanConfig(image_size=16, channels=1, nz=8, ngf=4, ndf=4, latent_grid=1)
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions
+from ..config import READER_WARMUP, ForecasterConfig, ForecastTrainConfig, FrameOptions
 from ..errors import GanlstmError
 from ._options import data_options, frame_limits, limit_options, refuse_on_resume, run_config, run_options
 
@@ -19,9 +19,9 @@ ANCHOR_HELP = ("GAN-LSTM: add the last observed frame's reading error x - G(read
                "times D**(k-1) (0 = off).")
 
 # Options that define the model, the data or how it trains; on --resume they come from the checkpoint.
-_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "feedback", "latent_cap", "separate_reader",
-                    "refine_steps", "refine_lr", "refine_decay", "anchor_decay",
-                    "channels", "scaling", "alpha", "bright_weight", "early_weight", "gdl_weight", "ema", "latent_weight", "recon_weight", "reader_warmup", "freeze_reader", "anchor_loss", "sampling_start", "sampling_end", "lr",
+_FROM_CHECKPOINT = ("data", "gan", "size", "interval", "context", "horizon", "stride", "hidden", "kernel", "cell", "feedback", "latent_cap",
+                    "anchor_decay", "channels", "scaling", "alpha", "bright_weight", "gdl_weight", "ema", "recon_weight", "reader_warmup",
+                    "sampling_start", "sampling_end", "lr",
                     "weight_decay", "val_fraction", "test_fraction", "seed", "split_seed", "batch_size", "max_frames", "max_pixels", "time_split")
 
 
@@ -45,8 +45,6 @@ def forecast_options(f):
         click.option("--kernel", default=_M.kernel, show_default=True, type=click.IntRange(1), help="ConvLSTM kernel size."),
         click.option("--alpha", default=_T.alpha, show_default=True, type=click.FloatRange(0, 1), help="Pixel loss = alpha*(1-SSIM) + (1-alpha)*MSE."),
         click.option("--bright-weight", default=_T.bright_weight, show_default=True, type=click.FloatRange(0), help="Extra MSE weight on bright pixels (0 = uniform)."),
-        click.option("--early-weight", default=_T.early_weight, show_default=True, type=click.FloatRange(0),
-                     help="Horizon k's pixel loss weighs 1 + W/k (scaled to mean 1): the first frames count more (0 = uniform)."),
         click.option("--gdl-weight", default=_T.gdl_weight, show_default=True, type=click.FloatRange(0),
                      help="Add W times the gradient difference loss (Mathieu et al. 2016): predicted edges must match the truth's (0 = off)."),
         click.option("--ema", default=_T.ema, show_default=True, type=click.FloatRange(0, 1, max_open=True),
@@ -65,8 +63,7 @@ def forecast_options(f):
     return f
 
 
-def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", recon: float = 0.0, latent: float = 0.0,
-           warmup: int = 0, freeze_reader: bool = False, anchor_loss: bool = False) -> None:
+def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", recon: float = 0.0, warmup: int | None = 0) -> None:
     from ..train.forecaster import train_forecaster
 
     if o["resume"]:
@@ -76,8 +73,8 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
     data = FrameOptions(size=o["size"], interval=o["interval"], **{k: o[k] for k in ("channels", "scaling") if k in o}, **frame_limits(o))
     cfg = ForecastTrainConfig(
         model=model, data=data, data_path=str(o["data"] or ""), gan_checkpoint=gan, context=o["context"], horizon=o["horizon"],
-        stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], early_weight=o["early_weight"], gdl_weight=o["gdl_weight"], ema=o["ema"], latent_weight=latent, recon_weight=recon,
-        reader_warmup=warmup, freeze_reader=freeze_reader, anchor_loss=anchor_loss,
+        stride=o["stride"], alpha=o["alpha"], bright_weight=o["bright_weight"], gdl_weight=o["gdl_weight"], ema=o["ema"], recon_weight=recon,
+        reader_warmup=warmup,
         sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], time_split=o["time_split"],
     )
@@ -108,25 +105,13 @@ def _reader_width(gan: Path, hidden: tuple[int, ...]) -> tuple[int, ...]:
               help="Scale down any predicted latent whose RMS exceeds this, keeping it where G was trained (0 = off; "
                    "docs/benchmarks.md measured 0.9-1.0).")
 @click.option("--recon-weight", default=_T.recon_weight, show_default=True, type=click.FloatRange(0), help="Weight of G(E(x)) ~ x on the last observed frame.")
-@click.option("--reader-warmup", default=_T.reader_warmup, show_default=True, type=click.IntRange(0),
-              help="First train only the frame reader to invert the generator, for this many of the steps (0 = off).")
-@click.option("--separate-reader", is_flag=True, default=_M.separate_reader,
-              help="Read latents with an encoder of their own, not the ConvLSTM's input encoder (pairs with --freeze-reader).")
-@click.option("--refine-steps", default=_M.refine_steps, show_default=True, type=click.IntRange(0),
-              help="Refine the reading of the last observed frame with this many inversion steps through G before "
-                   "forecasting, in training and prediction (0 = off; docs/benchmarks.md measured 50).")
-@click.option("--refine-lr", default=_M.refine_lr, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Adam learning rate of --refine-steps.")
-@click.option("--refine-decay", default=_M.refine_decay, show_default=True, type=click.FloatRange(0, 1),
-              help="The k-th predicted frame adds decay**(k-1) of what --refine-steps changed in the reading "
-                   "(1 = all of it at every horizon, 0 = only at the first).")
+@click.option("--reader-warmup", type=click.IntRange(0),
+              help=f"First train only the frame reader to invert the generator, for this many of the steps (0 = off; "
+                   f"default: {READER_WARMUP}, at most 60 % of the run).")
+@click.option("--cell", default=_M.cell, show_default=True, type=click.Choice(["convlstm", "convgru"]),
+              help="The dynamics model between reading and drawing.")
 @click.option("--anchor-decay", default=_M.anchor_decay, show_default=True, type=click.FloatRange(0, 1), metavar="D",
-              help=ANCHOR_HELP + " Recorded in the checkpoint; validation scores the anchored frames, training only with --anchor-loss.")
-@click.option("--anchor-loss", is_flag=True, default=_T.anchor_loss,
-              help="Train on the anchored frames (needs --anchor-decay): the pixel loss scores what prediction returns.")
-@click.option("--freeze-reader", is_flag=True, default=_T.freeze_reader,
-              help="After --reader-warmup, keep the reader (encoder + latent read-out) fixed; only the ConvLSTM and head train.")
-@click.option("--latent-weight", default=_T.latent_weight, show_default=True, type=click.FloatRange(0), help="Weight of the loss against inverted latents of the true future (slow).")
+              help=ANCHOR_HELP + " Recorded in the checkpoint; validation scores the anchored frames, training never sees them.")
 @run_options("gan_lstm")
 @click.pass_context
 def train_encoder(ctx: click.Context, **o) -> None:
@@ -140,12 +125,9 @@ def train_encoder(ctx: click.Context, **o) -> None:
         raise GanlstmError("train-encoder needs --gan GAN_CKPT (a train-gan checkpoint or run directory).")
     if o["gan"] and not o["resume"] and ctx.get_parameter_source("hidden") == click.core.ParameterSource.DEFAULT:
         o["hidden"] = _reader_width(o["gan"], o["hidden"])
-    model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], feedback=o["feedback"],
-                             latent_cap=o["latent_cap"], separate_reader=o["separate_reader"],
-                             refine_steps=o["refine_steps"], refine_lr=o["refine_lr"],
-                             refine_decay=o["refine_decay"], anchor_decay=o["anchor_decay"])
-    _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], latent=o["latent_weight"], warmup=o["reader_warmup"],
-           freeze_reader=o["freeze_reader"], anchor_loss=o["anchor_loss"])
+    model = ForecasterConfig(model="gan_lstm", hidden=o["hidden"], kernel=o["kernel"], cell=o["cell"], feedback=o["feedback"],
+                             latent_cap=o["latent_cap"], anchor_decay=o["anchor_decay"])
+    _train(ctx, o, model, gan=str(o["gan"] or ""), recon=o["recon_weight"], warmup=o["reader_warmup"])
 
 
 @click.command("train-baseline")
@@ -170,7 +152,8 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--frames", required=True, type=click.Path(path_type=Path), help="The observed sequence: frame directory, GIF/MP4, .npy/.npz or FITS.")
 @click.option("--steps", required=True, type=click.IntRange(1), help="How many frames to predict.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="A train-encoder/train-baseline checkpoint or run directory (default: the shipped one).")
-@click.option("--out", type=click.Path(path_type=Path), help="Output directory (default: <frames>_predicted beside the input).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output directory (default: <frames>_predicted beside the input, or <collection>_predicted/<name> "
+                   "when the input is one sequence of a collection, so training on it never reads predictions).")
 @click.option("--truth", type=click.Path(path_type=Path), help="The frames that really followed: adds truth|prediction|error to the GIF and writes metrics.json.")
 @click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "png16", "npy", "fits"]), help="How predicted frames are written.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty directory (or the input's), replacing files of the same name.")

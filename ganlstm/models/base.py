@@ -72,14 +72,14 @@ class Forecaster(nn.Module):
         return None
 
     def training_loss(self, context: Tensor, target: Tensor, *, sampling_p: float, alpha: float = 0.5,
-                      bright_weight: float = 0.0, early_weight: float = 0.0, gdl_weight: float = 0.0, **_: Any) -> dict[str, Tensor]:
+                      bright_weight: float = 0.0, gdl_weight: float = 0.0, **_: Any) -> dict[str, Tensor]:
         """Loss for one batch of windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W).
 
         The default rolls out with scheduled sampling and applies the original
         project's ``alpha*(1-SSIM) + (1-alpha)*MSE``. ``loss`` is what is optimised.
         """
         pred = rollout(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)
-        loss = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight,
+        loss = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight,
                                   gdl_weight=gdl_weight)
         return {"loss": loss}
 

@@ -56,24 +56,13 @@ after a 3000-step warm-up the reader reproduced held-out frames with MSE 2.15 / 
 (persistence one frame ahead: 2.90 / 0.82), while without the warm-up the forecaster's
 horizon-1 SSIM stayed near 0.7.
 
-After the warm-up the forecast loss trades reading quality for motion (measured: a reading MSE
-of 2.15 after the warm-up, 3.42 after the forecasting phase, on held-out frames). Two switches
-address it: ``freeze_reader`` keeps the reader fixed after the warm-up, and ``separate_reader``
-gives the reading its own encoder, so that a frozen reader does not also freeze the ConvLSTM's
-input features.
+Dynamics cell (``ForecasterConfig.cell``, ``train-encoder --cell``): the stacked ConvLSTM of the
+original method (``convlstm``), or a ConvGRU (``convgru``, :mod:`.convgru`), which keeps one state
+per layer instead of two.
 
-Refined reading (``ForecasterConfig.refine_steps``, ``train-encoder --refine-steps N``): the
-encoder reads a frame in one pass, which G can reproduce only so well; N Adam steps on
-``||G(z) - x||^2`` from the encoder's latent (encoder-initialised GAN inversion, Zhu et al.,
-"In-Domain GAN Inversion", ECCV 2020; :func:`ganlstm.projection.refine`) read it much closer.
-Only the last observed frame is refined, in :meth:`GanLstm.observe`. The difference, offset =
-refined - encoder latent, is a constant added to what is drawn: the k-th predicted latent is
-``cap(z_k + refine_decay**(k-1) * offset)``, while the trajectory z_k itself, what the ConvLSTM
-feeds back, runs on the encoder's readings as without refinement. Training does the same.
-Measured on the merger benchmark (docs/benchmarks.md): starting the trajectory itself from the
-refined latent read horizon 1 better but carried the last frame's details into every later
-frame, far worse from horizon 5 on. Cost: N generator forward+backward passes per rollout, once,
-however long the rollout.
+Settings that were measured and lost (a separate or frozen reader, refining the last reading by
+inversion steps, training on the anchored frames, a loss on inverted future latents, extra weight
+on the first horizons) were removed; their numbers are in docs/benchmarks.md.
 
 Residual anchoring (``ForecasterConfig.anchor_decay``, ``--anchor-decay D``; prediction only): G
 cannot draw the last observed frame exactly, and its error there, ``r = x_J - G(read(x_J))``, is
@@ -81,8 +70,8 @@ nearly its error one frame later. Adding ``D**(k-1) * r`` to the k-th predicted 
 where it still applies. Horizon 1 becomes the observed frame moved by the predicted change,
 ``x_J + G(z_1) - G(read(x_J))``. Measured on the merger benchmark with the shipped checkpoint
 (docs/benchmarks.md): D = 0.5, chosen on validation, took test horizon 1 from MSE 3.84 / SSIM 0.791
-to 2.42 / 0.848, past persistence (2.57 / 0.838), improved horizon 2 and left 10-30 unchanged. Training sees
-it only with ``anchor_loss`` (measured worse); validation, like ``predict``, scores the anchored frames.
+to 2.42 / 0.848, past persistence (2.57 / 0.838), improved horizon 2 and left 10-30 unchanged. Training never
+sees it; validation, like ``predict``, scores the anchored frames.
 
 The generator is a submodule, so its weights are in this model's ``state_dict`` and one
 checkpoint suffices for prediction; it is frozen (``requires_grad_(False)``) and stays in
@@ -102,21 +91,17 @@ from ..errors import GanlstmError
 from ..losses import pixel_loss, rollout_pixel_loss
 from ..pixel_range import to_model_range, to_unit_range
 from .base import Forecaster, register
+from .convgru import ConvGRU
 from .convlstm import ConvLSTM, LayerState
 from .dcgan import Generator, build_generator
 from .encoder import FEATURE_SIZE, FrameEncoder, LatentHead, LatentLift
 
 FEEDBACK_MODES = ("latent", "pixels")
-# Latent loss: Adam steps / restarts of the inversion of each batch's true future frames.
-# Few steps, one restart: the targets only need to be better latents than the model's, and
-# inversion runs on every batch (it costs about PROJECT_STEPS generator forward+backward passes).
-PROJECT_STEPS = 30
-PROJECT_RESTARTS = 1
-PROJECT_LR = 0.05
+CELLS = {"convlstm": ConvLSTM, "convgru": ConvGRU}  # the dynamics model between reading and drawing
 READER_BATCH = 64  # frames per reader warm-up step, drawn from the batch's windows
 
-# (per-layer (h, c) at 8x8, latent of the latest step (B, nz), what refinement adds to the next output (B, nz) or None)
-GanLstmState = tuple[list[LayerState], Tensor | None, Tensor | None]
+# (per-layer state at 8x8: (h, c) for the ConvLSTM, h for the ConvGRU; latent of the latest step (B, nz))
+GanLstmState = tuple[list[LayerState | Tensor], Tensor | None]
 
 
 @register("gan_lstm")
@@ -141,16 +126,12 @@ class GanLstm(Forecaster):
         if cfg.latent_cap < 0:
             raise GanlstmError(f"latent_cap={cfg.latent_cap} must be >= 0 (0 turns the cap off).")
         self.latent_cap = cfg.latent_cap
-        if cfg.refine_steps < 0 or cfg.refine_lr <= 0 or not 0 <= cfg.refine_decay <= 1:
-            raise GanlstmError(f"refine_steps={cfg.refine_steps} must be >= 0, refine_lr={cfg.refine_lr} > 0 and "
-                               f"refine_decay={cfg.refine_decay} in [0, 1].")
-        self.refine_steps, self.refine_lr, self.refine_decay = cfg.refine_steps, cfg.refine_lr, cfg.refine_decay
+        if cfg.cell not in CELLS:
+            raise GanlstmError(f"unknown cell {cfg.cell!r} for gan_lstm; use one of {', '.join(CELLS)}.")
         self.set_anchor_decay(cfg.anchor_decay)
         self.encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0])  # (B, C, S, S) -> (B, hid0, 8, 8)
         self.read = LatentHead(hidden[0], nz)  # observed frame's features -> its latent
-        # Optionally the reading gets an encoder of its own (the ConvLSTM keeps self.encoder).
-        self.reader_encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0]) if cfg.separate_reader else None
-        self.lstm = ConvLSTM(hidden[0], hidden, cfg.kernel)
+        self.lstm = CELLS[cfg.cell](hidden[0], hidden, cfg.kernel)  # the dynamics at 8x8 (name kept for checkpoints)
         self.head = LatentHead(hidden[-1], nz)  # top hidden -> latent increment
         nn.init.zeros_(self.head.net[-1].weight)  # untrained model == latent persistence (see module docstring)
         nn.init.zeros_(self.head.net[-1].bias)
@@ -180,11 +161,11 @@ class GanLstm(Forecaster):
         """
         from ..checkpoint import load_state
 
-        own = {f"{part}.{k}": tuple(v.shape) for part, m in (("encoder", self.reading_encoder), ("read", self.read))
+        own = {f"{part}.{k}": tuple(v.shape) for part, m in (("encoder", self.encoder), ("read", self.read))
                for k, v in m.state_dict().items()}
         if {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != own:
             return False
-        load_state(self.reading_encoder, {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}, name="E.encoder", path=path)
+        load_state(self.encoder, {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}, name="E.encoder", path=path)
         load_state(self.read, {k[len("read."):]: v for k, v in state.items() if k.startswith("read.")}, name="E.read", path=path)
         return True
 
@@ -198,14 +179,9 @@ class GanLstm(Forecaster):
         idle = sum(p.sum() for p in self.parameters() if p.requires_grad and id(p) not in reading)
         return {"recon": loss, "loss": loss + 0.0 * idle}
 
-    @property
-    def reading_encoder(self) -> FrameEncoder:
-        """The encoder whose features ``read`` turns into latents: ``reader_encoder`` if separate, else the shared one."""
-        return self.encoder if self.reader_encoder is None else self.reader_encoder
-
     def reader_parameters(self) -> list[nn.Parameter]:
         """The frame reader: its encoder and ``read`` (what the reader warm-up trains)."""
-        return [*self.reading_encoder.parameters(), *self.read.parameters()]
+        return [*self.encoder.parameters(), *self.read.parameters()]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the generator: what the stage-two optimiser holds."""
@@ -215,48 +191,27 @@ class GanLstm(Forecaster):
 
     def init_state(self, batch: int, device: torch.device) -> GanLstmState:
         dtype = self.generator.net[0].weight.dtype
-        return self.lstm.init_state(batch, FEATURE_SIZE, FEATURE_SIZE, device, dtype), None, None
+        return self.lstm.init_state(batch, FEATURE_SIZE, FEATURE_SIZE, device, dtype), None
 
     def step(self, frame: Tensor | None, state: GanLstmState) -> tuple[Tensor, GanLstmState]:
         """frame (B, C, S, S) in [-1, 1], or None to continue from the last prediction -> next latent (B, nz)."""
-        return self._advance(frame, state, refine=False)
-
-    def observe(self, context: Tensor) -> tuple[Tensor, GanLstmState]:
-        """Feed the context (B, J, C, H, W); the reading of its last frame is refined (``refine_steps``) before the forecast."""
-        _, state = super().observe(context[:, :-1])  # every frame but the last, as step() reads them
-        return self._advance(context[:, -1], state, refine=True)
-
-    def _advance(self, frame: Tensor | None, state: GanLstmState, *, refine: bool) -> tuple[Tensor, GanLstmState]:
-        layers, z_last, offset = state
+        layers, z_last = state
         if frame is not None:
             feat = self.encoder(frame)  # (B, F, 8, 8)
-            z_in = self.read(feat if self.reader_encoder is None else self.reader_encoder(frame))  # (B, nz)
-            # A fresh reading; for the last observed frame, what inversion steps add to it (constant, (B, nz)).
-            offset = self.refine(frame, z_in) - z_in.detach() if refine and self.refine_steps else None
+            z_in = self.read(feat)  # (B, nz): a fresh reading
         elif z_last is None:
             raise ValueError("gan_lstm: the first step needs an observed frame (got None before any prediction)")
         else:
             z_in = z_last  # (B, nz)
             feat = self.lift(z_in) if self.lift is not None else self.encoder(self.generator(z_in))  # (B, F, 8, 8)
         top, layers = self.lstm(feat, layers)  # (B, hid[-1], 8, 8)
-        z_next = self.cap(z_in + self.head(top))  # (B, nz): the trajectory, on the encoder's readings
-        if offset is None:
-            return z_next, (layers, z_next, None)
-        # What is drawn: the trajectory plus what is left of the refinement (refine_decay per step).
-        return self.cap(z_next + offset), (layers, z_next, self.refine_decay * offset)
-
-    def refine(self, frame: Tensor, z: Tensor) -> Tensor:
-        """The reading z (B, nz) of frame (B, C, S, S) in [-1, 1] after ``refine_steps`` inversion steps (detached)."""
-        from ..projection import refine
-
-        return refine(self.generator, to_unit_range(frame), z, self.refine_steps, self.refine_lr)
+        z_next = self.cap(z_in + self.head(top))  # (B, nz)
+        return z_next, (layers, z_next)
 
     def set_anchor_decay(self, decay: float) -> None:
         """Turn residual anchoring on (0 < decay <= 1) or off (0); see :meth:`anchor`."""
         if not 0 <= decay <= 1:
             raise GanlstmError(f"anchor_decay={decay} must be in [0, 1] (0 turns it off).")
-        if decay and self.refine_steps:
-            raise GanlstmError("anchor_decay and refine_steps both correct the reading of the last observed frame; use one of them.")
         self.anchor_decay = float(decay)
         self.cfg = dataclasses.replace(self.cfg, anchor_decay=float(decay))
 
@@ -286,7 +241,7 @@ class GanLstm(Forecaster):
 
     def encode(self, frames: Tensor) -> Tensor:
         """The encoder's reading of frames (N, C, S, S) in [-1, 1]: latents (N, nz) with G(z) ~ frame."""
-        return self.read(self.reading_encoder(frames))
+        return self.read(self.encoder(frames))
 
     # ------------------------------------------------------------ training
 
@@ -299,34 +254,23 @@ class GanLstm(Forecaster):
         alpha: float = 0.5,
         bright_weight: float = 0.0,
         recon_weight: float = 0.0,
-        latent_weight: float = 0.0,
         reader_only: bool = False,
-        early_weight: float = 0.0,
         gdl_weight: float = 0.0,
-        anchor_loss: bool = False,
         **_: Any,
     ) -> dict[str, Tensor]:
         """Losses for windows in [0, 1]: context (B, J, C, H, W), target (B, K, C, H, W); ``loss`` is optimised.
 
         ``reader_only`` (the reader warm-up): only ``G(read(E(x))) ~ x`` on :data:`READER_BATCH`
         single frames of the windows, the amortised inversion that every forecast starts from.
-        ``anchor_loss``: the pixel loss scores the frames with residual anchoring added, as
-        prediction returns them (needs ``anchor_decay`` > 0).
         """
-        from ..rollout import add_anchor, render_all, rollout_outputs
+        from ..rollout import render_all, rollout_outputs
 
         if reader_only:
             return self.reader_loss(torch.cat([context, target], 1).flatten(0, 1), alpha=alpha, bright_weight=bright_weight)
 
         pred_z = rollout_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)  # (B, K, nz)
         pred = render_all(self, pred_z)  # (B, K, C, H, W) in [-1, 1]: one generator call
-        if anchor_loss:
-            anchor = self.anchor(to_model_range(context))
-            if anchor is None:
-                raise GanlstmError("anchor_loss needs residual anchoring: pass --anchor-decay D (0 < D <= 1) with --anchor-loss.")
-            pred = add_anchor(pred, *anchor)
-        pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, early_weight=early_weight,
-                                   gdl_weight=gdl_weight)
+        pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, gdl_weight=gdl_weight)
         losses = {"pixel": pixel}
         total = pixel
 
@@ -342,11 +286,5 @@ class GanLstm(Forecaster):
                 seen = self.encoder(recon)  # (B, F, 8, 8): what pixel feedback would feed back
             losses["lift"] = F.mse_loss(self.lift(z_read.detach()), seen)
             total = total + losses["lift"]
-        if latent_weight > 0:
-            from ..projection import project
-
-            z_true, _ = project(self.generator, target.flatten(0, 1).detach(), PROJECT_STEPS, PROJECT_RESTARTS, PROJECT_LR)
-            losses["latent"] = F.mse_loss(pred_z.flatten(0, 1), z_true.to(pred_z.dtype))
-            total = total + latent_weight * losses["latent"]
         losses["loss"] = total
         return losses

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import atomic_save, atomic_write_bytes, load_checkpoint, load_state
-from ..config import ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig, from_dict, to_dict
+from ..checkpoint import atomic_save, atomic_write_bytes, build_checked, load_checkpoint, load_state
+from ..config import READER_WARMUP, ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig, from_dict, to_dict
 from ..device import autocast, configure_cpu, make_grad_scaler, resolve_device
 from ..errors import GanlstmError
 from ..metrics import MetricAccumulator
@@ -51,7 +51,7 @@ from .forecast_data import load_data, resolve_config, spread_windows
 from .loop import fit
 from .nonfinite import check_finite
 from .reproducibility import enable_determinism, seed_everything
-from .runs import resolve_resume, restore, start_run
+from .runs import open_run, resolve_resume, restore
 from .task import FitState
 
 VAL_WINDOWS = 32  # validation windows rolled out after every epoch (evenly spread over the val sequences)
@@ -70,6 +70,16 @@ def saved_configs(ckpt: dict) -> tuple[ForecastTrainConfig, RunConfig]:
     except (KeyError, TypeError):
         raise GanlstmError(f"{path} has no forecaster training config; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.") from None
     return from_dict(ForecastTrainConfig, train, where=f"{path}: config.train"), from_dict(RunConfig, run, where=f"{path}: config.run")
+
+
+def auto_reader_warmup(model: str, total: float) -> int:
+    """The recipe's reader warm-up for a run of ``total`` steps: READER_WARMUP, at most 60 % of the run (gan_lstm only).
+
+    The shipped GAN-LSTM warmed its reader up for 3000 of 5400 steps; a shorter run keeps that share.
+    """
+    if model != "gan_lstm":
+        return 0
+    return int(min(READER_WARMUP, 0.6 * total)) if math.isfinite(total) else READER_WARMUP
 
 
 def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.device = "auto", *,
@@ -91,10 +101,10 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
         model_cfg = from_dict(ForecasterConfig, ckpt["config"]["model"], where=f"{path}: config.model")
     except (KeyError, TypeError):
         raise GanlstmError(f"{path} has no model config; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.") from None
-    model = build_forecaster(model_cfg)
     if "forecaster" not in ckpt.get("models", {}):
         raise GanlstmError(f"{path} holds no forecaster weights; pass a checkpoint written by `ganlstm train-encoder` or `train-baseline`.")
     name = "forecaster_ema" if "forecaster_ema" in ckpt["models"] else "forecaster"
+    model = build_checked(lambda: build_forecaster(model_cfg), ckpt["models"][name], name=name, path=path)
     load_state(model, ckpt["models"][name], name=name, path=path)
     if anchor_decay is not None:
         if not hasattr(model, "set_anchor_decay"):
@@ -190,6 +200,8 @@ class ForecastTask:
 
     def __init__(self, cfg: ForecastTrainConfig, run: RunConfig, model: Forecaster, device: torch.device, dist_: Dist,
                  val: list[np.ndarray], total: float, steps_per_epoch: int):
+        if cfg.reader_warmup is None:  # train_forecaster resolves it first; a task built directly resolves it here
+            cfg = dataclasses.replace(cfg, reader_warmup=auto_reader_warmup(cfg.model.model, total))
         self.cfg, self.run, self.device = cfg, run, device
         self.name = cfg.model.model
         self.config = checkpoint_config(cfg, run)
@@ -202,7 +214,6 @@ class ForecastTask:
         assert not frozen & {id(p) for p in params}, "the frozen generator must not be optimised"
         self.optimizers = {"forecaster": torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)}
         self.params = params
-        self.frozen_after_warmup = self.model.reader_parameters() if cfg.freeze_reader else []
         self.scalers = {"forecaster": make_grad_scaler(device, run.amp)}
         self.models = {"forecaster": self.model}
         if not 0.0 <= cfg.ema < 1.0:
@@ -224,9 +235,7 @@ class ForecastTask:
         p = sampling_probability(max(0, step - warmup), self.total - warmup, self.cfg.sampling_start, self.cfg.sampling_end)
         with autocast(self.device, self.run.amp):
             losses = self.loss(context, target, sampling_p=p, alpha=self.cfg.alpha, bright_weight=self.cfg.bright_weight,
-                               early_weight=self.cfg.early_weight, gdl_weight=self.cfg.gdl_weight,
-                               recon_weight=self.cfg.recon_weight, latent_weight=self.cfg.latent_weight,
-                               reader_only=step < warmup, anchor_loss=self.cfg.anchor_loss)
+                               gdl_weight=self.cfg.gdl_weight, recon_weight=self.cfg.recon_weight, reader_only=step < warmup)
         loss = losses["loss"].float()
         check_finite(self.name, loss)
         opt = self.optimizers["forecaster"]
@@ -234,9 +243,6 @@ class ForecastTask:
         scaler = self.scalers["forecaster"]
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
-        if step >= warmup:
-            for param in self.frozen_after_warmup:
-                param.grad = None  # after the (all-reduced) backward: every rank drops the same grads; AdamW then skips them
         nn.utils.clip_grad_norm_(self.params, GRAD_CLIP)
         scaler.step(opt)
         scaler.update()
@@ -317,13 +323,8 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     """
     if run.compile:
         raise GanlstmError("training forecasters does not support compile=True yet; leave it off.")
-    if (cfg.reader_warmup or cfg.freeze_reader) and cfg.model.model != "gan_lstm":
-        flag = "--reader-warmup" if cfg.reader_warmup else "--freeze-reader"
-        raise GanlstmError(f"{flag} is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
-    if cfg.freeze_reader and not cfg.reader_warmup:
-        raise GanlstmError("--freeze-reader without --reader-warmup would freeze an untrained reader; add --reader-warmup N (3000 measured).")
-    if cfg.anchor_loss and (cfg.model.model != "gan_lstm" or not cfg.model.anchor_decay):
-        raise GanlstmError("--anchor-loss trains on anchored gan_lstm frames; pass --anchor-decay D (0 < D <= 1) with it (0.5 measured).")
+    if cfg.reader_warmup and cfg.model.model != "gan_lstm":
+        raise GanlstmError(f"--reader-warmup is for the gan_lstm model (it inverts the generator); {cfg.model.model} has no reader.")
     device = resolve_device(run.device)
     dist_ = Dist.from_env(device)
     device = dist_.device(device)
@@ -347,7 +348,9 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
     if not data.val:
         warnings.warn("no validation sequence is long enough (or val_fraction=0): no validation metrics and no best.pt", stacklevel=2)
     seed_everything(run.seed)
-    model = build_forecaster(cfg.model)
+    # On resume the checkpoint's config names the architecture: its weights must fit it before it is allocated.
+    model = build_forecaster(cfg.model) if ckpt is None else build_checked(
+        lambda: build_forecaster(cfg.model), ckpt["models"].get("forecaster"), name="forecaster", path=ckpt["path"])
     if gan_ckpt is not None:
         from ..models.dcgan import load_generator
 
@@ -359,18 +362,16 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
         elif reader is not None:
             _say(f"reader: starts from {gan_ckpt['path']}'s encoder", talk)
     steps_per_epoch = max(1, len(data.train) // dist_.world_size // run.batch_size)
-    task = ForecastTask(cfg, run, model, device, dist_, data.val, total_steps(run, steps_per_epoch), steps_per_epoch)
-    if ckpt is not None:
-        run_dir = ckpt_path.parent
-        state = restore(task, ckpt)
-    else:
-        run_dir = start_run(task.name, task.kind, run, None, task.config)[0] if dist_.is_main else None
-        run_dir = Path(dist_.broadcast(str(run_dir) if run_dir else None))
-        if on_start is not None and dist_.is_main:
-            on_start(run_dir)
-        if dist_.is_main:
-            atomic_write_bytes(run_dir / "split.json", (json.dumps(data.split, indent=2) + "\n").encode())
-        state = FitState()
+    total = total_steps(run, steps_per_epoch)
+    if cfg.reader_warmup is None:  # resolved once, when the run starts; config.json and checkpoints record the number
+        cfg = dataclasses.replace(cfg, reader_warmup=auto_reader_warmup(cfg.model.model, total))
+        if cfg.reader_warmup:
+            _say(f"reader warm-up: the first {cfg.reader_warmup} of {total} steps train the reader alone", talk)
+    task = ForecastTask(cfg, run, model, device, dist_, data.val, total, steps_per_epoch)
+    state = restore(task, ckpt) if ckpt is not None else FitState()  # first: a refused file leaves no run directory behind
+    run_dir = open_run(task.name, run, task.config, dist_, resume_from=ckpt_path if ckpt is not None else None, on_start=on_start)
+    if dist_.is_main and not (run_dir / "split.json").exists():  # a new run, or a resume in a new run directory
+        atomic_write_bytes(run_dir / "split.json", (json.dumps(data.split, indent=2) + "\n").encode())
     state.extra["split"] = data.split
     if dist_.rank:
         torch.manual_seed(run.seed * 1_000_003 + dist_.rank * 7919 + state.step)  # ranks draw different coins
