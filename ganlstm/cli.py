@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from pathlib import Path
 
 import click
 
-from .errors import GanlstmError
+from .errors import GanlstmError, Interrupted
+from .commands._config_file import add_config_option
 from .version import __version__
 
 # name -> ("module under ganlstm.commands", "attribute", "one-line help for the listing")
@@ -64,6 +66,7 @@ class LazyGroup(click.Group):
             return super().get_command(ctx, name)
         module, attr, _ = COMMANDS[name]
         command = getattr(importlib.import_module(f"ganlstm.commands.{module}"), attr)
+        add_config_option(command)
         if name in EXAMPLES and not command.epilog:
             command.epilog = "\b\nExample:\n  " + EXAMPLES[name]  # \b: click keeps the line as written
         return command
@@ -96,8 +99,14 @@ def main(argv: list[str] | None = None) -> None:
     except GanlstmError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted.", err=True)
+    except (click.exceptions.Abort, Interrupted) as e:
+        saved = e if isinstance(e, Interrupted) else e.__cause__
+        if isinstance(saved, Interrupted):
+            run_dir = Path(saved.checkpoint).parent
+            command = (argv if argv is not None else sys.argv[1:])[:1] or ["train-gan"]
+            click.echo(f"interrupted: saved {saved.checkpoint}; continue with: ganlstm {command[0]} --resume {run_dir}", err=True)
+        else:
+            click.echo("aborted.", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()

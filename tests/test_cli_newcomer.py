@@ -47,3 +47,19 @@ def test_demo_seed_matches_the_library():
     from ganlstm.demo import DEMO_SEED
 
     assert cli_seed == DEMO_SEED
+
+
+@pytest.mark.parametrize("args", [
+    ["train-gan", "--data", "/no/such/frames"],
+    ["train-encoder", "--gan", "/no/such/gan.pt", "--data", "."],
+    ["train-baseline", "--data", "/no/such/frames"],
+    ["predict", "--frames", "/no/such/frames", "--steps", "3"],
+    ["evaluate", "--checkpoint", "/no/such.pt", "--data", ".", "--context", "2", "--horizon", "2", "--out", "e"],
+    ["fit", "--data", "/no/such/movie.gif", "--out", "runs/x"],
+    ["sample", "--checkpoint", "/no/such.pt", "--out", "s.png"],
+    ["train-gan", "--bogus-flag"],
+])
+def test_early_refusals_load_no_torch_and_exit_2(args):
+    result, text = _probe(*args)
+    assert result["code"] == 2 and "Traceback" not in text, text
+    assert result["torch"] is False, f"`ganlstm {' '.join(args)}` imported torch before refusing: {text}"

@@ -65,12 +65,16 @@ class Tally:
     """What was done to a run and what survived it."""
 
     kills: int = 0
+    kills_at_startup: int = 0  # SIGKILLs before the first checkpoint existed (imports, data loading, model building)
+    kills_first_write: int = 0  # SIGKILLs that cut off the run's first checkpoint write (no last.pt yet)
     kills_mid_write: int = 0  # SIGKILLs that left a checkpoint temp file behind: the write was cut off
     signals: int = 0  # SIGINT / SIGTERM
     resumes: int = 0
+    restarts: int = 0  # fresh starts of the original command after a kill left no last.pt to resume
     files_checked: int = 0
     corrupt_files: int = 0
     temp_files_left: int = 0  # at the end of the run
+    identical_tensors: int = 0  # of the final last.pt, each bit-identical to the uninterrupted run's
 
 
 class Chaos:
@@ -80,15 +84,20 @@ class Chaos:
         self.first_args, self.resume_args, self.out, self.run_glob, self.tmp = first_args, resume_args, out, run_glob, tmp
         self.tally = Tally()
         self.run_dir: Path | None = None
+        self.abandoned: list[Path] = []  # run directories a kill left without a last.pt (nothing to resume there)
         self.last_step = 0  # step of the newest last.pt seen by an audit
         self.launches = 0
+        self.fresh = True  # the next launch runs the original command (no last.pt to resume yet)
 
     # -- processes
 
     def launch(self, extra: list = ()) -> subprocess.Popen:
-        args = self.first_args if self.launches == 0 else self.resume_args
-        if self.launches:
+        args = self.first_args if self.fresh else self.resume_args
+        if not self.fresh:
             self.tally.resumes += 1
+        elif self.launches:
+            self.tally.restarts += 1
+        self.fresh = False
         self.launches += 1
         log = (self.tmp / f"proc{self.launches}.log").open("wb")
         # One OpenMP thread: on a shared CI box, spinning worker threads make a tiny step seconds long.
@@ -102,7 +111,7 @@ class Chaos:
     def _check_resumed_from(self) -> None:
         """A resumed process's progress bar must start at the step of the last.pt the previous fault left."""
         counts = re.findall(r"\| *(\d+)/\d+ \[", self.output())
-        if self.launches > 1 and counts:
+        if self.last_step and counts:
             assert int(counts[0]) == self.last_step, f"resumed at step {counts[0]}, but last.pt held step {self.last_step}"
 
     def _wait(self, proc: subprocess.Popen, ready) -> bool:
@@ -117,10 +126,13 @@ class Chaos:
         proc.kill()
         raise AssertionError(f"no progress within {SPAWN_TIMEOUT:.0f} s:\n{self.output()[-2000:]}")
 
+    def _new_run_dirs(self) -> list[Path]:
+        return sorted(p for p in self.out.glob(self.run_glob) if p not in self.abandoned)
+
     def _find_run_dir(self, proc: subprocess.Popen) -> None:
         if self.run_dir is None:
-            assert self._wait(proc, lambda: any(self.out.glob(self.run_glob))), self.output()[-2000:]
-            self.run_dir = next(self.out.glob(self.run_glob))
+            assert self._wait(proc, lambda: bool(self._new_run_dirs())), self.output()[-2000:]
+            self.run_dir = self._new_run_dirs()[0]
 
     def _last_id(self) -> tuple[int, int] | None:
         try:
@@ -144,6 +156,48 @@ class Chaos:
         return [n for n in os.listdir(self.run_dir) if n.startswith(".") and n.endswith(".tmp")]
 
     # -- faults
+
+    def kill_during_startup(self, rng: random.Random) -> None:
+        """SIGKILL a fresh start at a random moment before its first checkpoint exists (imports, data, model, run directory)."""
+        proc = self.launch()
+        deadline = time.monotonic() + rng.uniform(0.2, 2.5)
+        while time.monotonic() < deadline and proc.poll() is None and not self._saved_anything():
+            time.sleep(0.001)
+        self._kill(proc)
+        self.tally.kills_at_startup += not self._saved_anything()
+
+    def kill_at_first_write(self, attempts: int = 3) -> None:
+        """SIGKILL a fresh start the moment its first checkpoint's temp file exists: no last.pt has been written yet.
+
+        If the write completes before the kill lands, the run has a last.pt and the case is not retried.
+        """
+        for _ in range(attempts):
+            if not self.fresh:
+                return
+            proc = self.launch()
+            self._find_run_dir(proc)
+            writing = lambda: any(n.startswith(".last.pt.") for n in self.temp_files()) and not (self.run_dir / "last.pt").exists()  # noqa: E731
+            hit = self._wait(proc, writing)
+            self._kill(proc)  # abandons the run directory when no last.pt came of it
+            if hit and self.fresh:
+                self.tally.kills_first_write += 1
+                return
+
+    def _saved_anything(self) -> bool:
+        return any((d / "last.pt").exists() for d in self._new_run_dirs())
+
+    def _after_kill(self) -> None:
+        """A kill that left no last.pt leaves nothing to resume: its run directory is abandoned, and the original command runs again."""
+        if self.run_dir is None and self._new_run_dirs():
+            self.run_dir = self._new_run_dirs()[0]
+        if self.run_dir is None or not (self.run_dir / "last.pt").exists():
+            from ganlstm import GanlstmError
+            from ganlstm.train.runs import resolve_resume
+
+            with pytest.raises(GanlstmError, match=r"--resume last found no .* run with a last\.pt under .*start without --resume"):
+                resolve_resume("last", self.out, self.run_glob[2:])  # what `--resume last` says now: start again
+            self.abandoned += [self.run_dir] if self.run_dir is not None else []
+            self.run_dir, self.fresh = None, True
 
     def kill_at_random(self, rng: random.Random) -> None:
         """SIGKILL at a random moment: 2 or 3 checkpoint writes in, plus a random fraction of a step."""
@@ -180,7 +234,9 @@ class Chaos:
         self.tally.signals += 1
         self._check_resumed_from()
         out = self.output()
-        assert code == 130 and "aborted." in out and "Traceback" not in out, f"exit {code}:\n{out[-2000:]}"
+        assert code == 130 and "Traceback" not in out, f"exit {code}:\n{out[-2000:]}"
+        # Ctrl-C says what was saved and how to continue.
+        assert f"interrupted: saved {self.run_dir / 'last.pt'}; continue with: ganlstm " in out and f"--resume {self.run_dir}" in out, out[-500:]
         step = load_checkpoint(self.run_dir / "last.pt")["step"]
         # With --save-every 0 only an epoch end or the signal handler writes last.pt: a step past the
         # boundary that is not itself an epoch end can only come from the handler.
@@ -202,13 +258,15 @@ class Chaos:
         proc.wait(timeout=SPAWN_TIMEOUT)
         self.tally.kills += 1
         self._check_resumed_from()
-        self.audit()
+        for d in dict.fromkeys(self.abandoned + self._new_run_dirs()):
+            self.audit(d)
+        self._after_kill()
 
     # -- audit
 
-    def audit(self) -> None:
+    def audit(self, rd: Path | None = None) -> None:
         """Every file of the run must be whole; last.pt must never go back in steps."""
-        rd = self.run_dir
+        rd = rd or self.run_dir
         for p in sorted(rd.glob("*.pt")):
             self._check(p, lambda p: torch.load(p, weights_only=True) and load_checkpoint(p))
         for name in ("config.json", "split.json"):
@@ -219,7 +277,7 @@ class Chaos:
                 self._check(rd / name, _check_csv)
         for p in sorted((rd / "samples").glob("*")):
             self._check(p, _decode_image)
-        if (rd / "last.pt").exists():
+        if (rd / "last.pt").exists() and rd == self.run_dir:
             step = load_checkpoint(rd / "last.pt")["step"]
             assert step >= self.last_step, f"last.pt went back from step {self.last_step} to {step}"
             self.last_step = step
@@ -258,42 +316,73 @@ def _chaos_data(root: Path) -> Path:
 # ---------------------------------------------------------------- crash safety: the test
 
 
-@pytest.mark.slow
-def test_kill_and_resume_leaves_nothing_corrupt_and_continues(tmp_path):
+def gan_args(data: Path, out: Path) -> list:
+    # No validation split: the per-epoch projection score would cost more than the training.
+    return ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--ngf", GAN.ngf, "--ndf", GAN.ndf, "--latent-grid", 1,
+            "--val-fraction", 0, "--test-fraction", 0, "--batch-size", 8, "--max-steps", GAN_STEPS, "--out", out,
+            "--device", "cpu", "--save-every", 1]
+
+
+def encoder_args(data: Path, gan: Path, out: Path) -> list:
+    return ["train-encoder", "--gan", gan, "--data", data, "--context", 3, "--horizon", 2, "--hidden", 8, "--val-fraction", 0.2,
+            "--test-fraction", 0, "--batch-size", 4, "--max-steps", ENCODER_STEPS, "--out", out, "--device", "cpu", "--save-every", 1]
+
+
+def _run_chaos(first: list, out: Path, glob: str, tmp: Path, rng: random.Random, sig: signal.Signals, steps_per_epoch: int,
+               steps: int) -> Chaos:
+    """One stage through every fault, then compared with the same command run uninterrupted."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    command = first[0]
+    chaos = Chaos(first, [command, "--resume", "last", "--out", out, "--max-steps", steps, "--device", "cpu", "--save-every", 1],
+                  out, glob, tmp)
+    chaos.kill_during_startup(rng)
+    chaos.kill_at_first_write()
+    chaos.kill_at_random(rng)
+    chaos.kill_mid_write()
+    chaos.interrupt_after_epoch_save(sig, steps_per_epoch=steps_per_epoch)
+    chaos.finish()
+    _assert_complete(chaos, steps)
+    # The same command, never interrupted, in a directory of its own: the final weights must be the same bit for bit.
+    straight_out = tmp / "uninterrupted"
+    i = first.index("--out")
+    code = subprocess.run([sys.executable, "-m", "ganlstm", *map(str, first[:i + 1]), str(straight_out), *map(str, first[i + 2:])],
+                          cwd=tmp, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=SPAWN_TIMEOUT * 2)
+    assert code.returncode == 0, code.stderr.decode(errors="replace")[-2000:]
+    chaos.tally.identical_tensors = _assert_bit_identical(chaos.run_dir / "last.pt", next(straight_out.glob(glob)) / "last.pt")
+    return chaos
+
+
+@pytest.fixture(scope="module")
+def gan_chaos(tmp_path_factory) -> tuple[Chaos, Path]:
+    """Stage one through the faults (``CHAOS_SEED``), and the data it trained on; stage two's test reuses its generator."""
+    tmp = tmp_path_factory.mktemp("chaos")
+    data = _chaos_data(tmp / "data")
     rng = random.Random(CHAOS_SEED)
-    data = _chaos_data(tmp_path / "data")
-    common = ["--device", "cpu", "--save-every", 1]
+    out = tmp / "gan_runs"
+    return _run_chaos(gan_args(data, out), out, "*-gan", tmp / "gan", rng, signal.SIGINT, GAN_EPOCH, GAN_STEPS), data
 
-    gan_out = tmp_path / "gan_runs"
-    gan = Chaos(  # no validation split: the per-epoch projection score would cost more than the training
-        ["train-gan", "--data", data, "--size", SIZE, "--nz", GAN.nz, "--latent-grid", 1, "--ngf", GAN.ngf, "--ndf", GAN.ndf, "--val-fraction", 0,
-         "--test-fraction", 0, "--batch-size", 8, "--max-steps", GAN_STEPS, "--out", gan_out, *common],
-        ["train-gan", "--resume", "last", "--out", gan_out, "--max-steps", GAN_STEPS, "--device", "cpu", "--save-every", 1],
-        gan_out, "*-gan", tmp_path,
-    )
-    gan.kill_at_random(rng)
-    gan.kill_mid_write()
-    gan.interrupt_after_epoch_save(signal.SIGINT, steps_per_epoch=GAN_EPOCH)
-    gan.finish()
-    _assert_complete(gan, GAN_STEPS)
 
-    enc_out = tmp_path / "encoder_runs"
-    enc = Chaos(
-        ["train-encoder", "--gan", gan.run_dir / "last.pt", "--data", data, "--context", 3, "--horizon", 2, "--hidden", 8,
-         "--val-fraction", 0.2, "--test-fraction", 0, "--batch-size", 4, "--max-steps", ENCODER_STEPS, "--out", enc_out, *common],
-        ["train-encoder", "--resume", "last", "--out", enc_out, "--max-steps", ENCODER_STEPS, "--device", "cpu", "--save-every", 1],
-        enc_out, "*-gan_lstm", tmp_path / "enc",
-    )
-    (tmp_path / "enc").mkdir()
-    enc.kill_at_random(rng)
-    enc.kill_mid_write()
-    enc.interrupt_after_epoch_save(signal.SIGTERM, steps_per_epoch=ENCODER_EPOCH)
-    enc.finish()
-    _assert_complete(enc, ENCODER_STEPS)
+def _report(name: str, chaos: Chaos) -> None:
+    print(f"\ncrash safety: {name} {asdict(chaos.tally)}")
+    assert chaos.tally.kills_at_startup >= 1, "no kill landed before the first checkpoint; the start-up case went untested"
+    assert chaos.tally.kills_first_write >= 1, "no kill cut off the first checkpoint write; that case went untested"
+    assert chaos.tally.kills_mid_write >= 1, "no kill landed inside a checkpoint write; the mid-write case went untested"
 
-    total = Tally(**{k: getattr(gan.tally, k) + getattr(enc.tally, k) for k in asdict(gan.tally)})
-    print(f"\ncrash safety: train-gan {asdict(gan.tally)}\n              train-encoder {asdict(enc.tally)}\n              total {asdict(total)}")
-    assert total.kills_mid_write >= 2, "no kill landed inside a checkpoint write; the mid-write case went untested"
+
+@pytest.mark.slow
+def test_kill_and_resume_leaves_nothing_corrupt_and_ends_bit_identical_stage_one(gan_chaos):
+    _report("train-gan", gan_chaos[0])
+
+
+@pytest.mark.slow
+def test_kill_and_resume_leaves_nothing_corrupt_and_ends_bit_identical_stage_two(gan_chaos, tmp_path):
+    """Stage two on the generator that survived stage one's faults: it must still work as a decoder."""
+    gan, data = gan_chaos
+    rng = random.Random(CHAOS_SEED + 1)
+    out = tmp_path / "encoder_runs"
+    enc = _run_chaos(encoder_args(data, gan.run_dir / "last.pt", out), out, "*-gan_lstm", tmp_path / "enc", rng, signal.SIGTERM,
+                     ENCODER_EPOCH, ENCODER_STEPS)
+    _report("train-encoder", enc)
 
 
 def _assert_complete(chaos: Chaos, steps: int) -> None:
@@ -303,7 +392,10 @@ def _assert_complete(chaos: Chaos, steps: int) -> None:
         logged = [int(r["step"]) for r in csv.DictReader(f)]
     assert logged[-1] == steps, logged
     assert chaos.tally.corrupt_files == 0 and chaos.tally.temp_files_left == 0, (asdict(chaos.tally), chaos.temp_files())
-    assert len(list(chaos.out.iterdir())) == 1, "a resume created a new run directory instead of continuing"
+    resumed = [d for d in chaos.out.iterdir() if (d / "last.pt").exists()]
+    assert resumed == [rd], f"the resumes did not all continue in one run directory: {resumed}"
+    for d in chaos.abandoned:  # what kills before the first checkpoint left: whole files, nothing to resume
+        assert not list(d.glob("*.pt")) and (not (d / "config.json").exists() or json.loads((d / "config.json").read_text()))
 
 
 def test_atomic_writes_leave_no_temp_file_and_keep_the_usual_permissions(tmp_path):

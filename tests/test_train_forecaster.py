@@ -163,7 +163,7 @@ def test_cli_train_encoder_and_baseline_flags(tmp_path, inputs, capsys):
     main(["train-encoder", "--resume", "last", "--out", str(out), "--max-steps", "3", "--device", "cpu"])
     assert load_checkpoint(run_dir / "last.pt")["step"] == 3
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--lr", "1") == 2
-    assert "--lr cannot change on --resume" in capsys.readouterr().err
+    assert "--lr 1.0 (the run's: 0.002) cannot change on --resume" in capsys.readouterr().err
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--reader-warmup", "5") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--latent-cap", "1") == 2
     assert _cli("train-encoder", "--resume", "last", "--out", str(out), "--cell", "convlstm") == 2

@@ -6,7 +6,7 @@ started with to ``config.toml`` in its run directory, and ``--config runs/000-ga
 starts the same run again (``--resume`` continues it instead).
 
 The file fills click's ``default_map`` from an eager option, so values pass through the same
-types and checks as typed flags: a wrong value gets click's one-line usage error.
+types and checks as typed flags. An unknown key or a broken file is one sentence and exit 2.
 """
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from typing import Any
 
 import click
 
+from ..errors import GanlstmError
+
 # Never written back: they say what to do with this invocation, not how the run is set up.
 _NOT_RECORDED = {"config", "resume", "overwrite", "help"}
 
 
-def _load_toml(path: Path) -> dict:
+def load_toml(path: Path) -> dict:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -29,9 +31,9 @@ def _load_toml(path: Path) -> dict:
         with path.open("rb") as f:
             return tomllib.load(f)
     except OSError as e:
-        raise click.BadParameter(f"{path} cannot be read ({e.strerror or e}); check the path.", param_hint="--config") from None
+        raise GanlstmError(f"--config {path} cannot be read ({e.strerror or e}); check the path.") from None
     except tomllib.TOMLDecodeError as e:
-        raise click.BadParameter(f"{path} is not valid TOML ({e}); fix the line it names.", param_hint="--config") from None
+        raise GanlstmError(f"--config {path} is not valid TOML ({e}); fix the line it names.") from None
 
 
 def _as_default(param: click.Parameter, value: Any) -> Any:
@@ -48,20 +50,24 @@ def _as_default(param: click.Parameter, value: Any) -> Any:
 def _read_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     if value is None:
         return None
-    data = _load_toml(value)
+    data = load_toml(value)
     params = {p.name: p for p in ctx.command.params if p.name and p.name not in _NOT_RECORDED}
     defaults = {}
     for key, item in data.items():
         name = key.replace("-", "_")
+        if isinstance(item, dict):
+            raise GanlstmError(f"--config {value}: [{key}] is a table; write every flag as a top-level key (e.g. max-steps = 3000).")
         if name not in params:
             valid = ", ".join(sorted(n.replace("_", "-") for n in params))
-            raise click.BadParameter(f"{value} has the key {key!r}, which `{ctx.info_name}` has no flag for; valid keys: {valid}.",
-                                     param_hint="--config")
-        if isinstance(item, dict):
-            raise click.BadParameter(f"{value}: {key!r} is a table; write every flag as a top-level key.", param_hint="--config")
+            raise GanlstmError(f"--config {value} has the key {key!r}, which `ganlstm {ctx.info_name}` has no flag for; valid keys: {valid}.")
         defaults[name] = _as_default(params[name], item)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
+
+
+def processed(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A TOML value as the command would see it: through the flag's type and callback."""
+    return param.process_value(ctx, _as_default(param, value))
 
 
 def add_config_option(command: click.Command) -> click.Command:

@@ -20,6 +20,24 @@ from ..errors import GanlstmError
 _R, _F = RunConfig(), FrameOptions()
 
 
+_MISSING = {
+    "frames": "{path} does not exist; check the path (a frame directory, GIF/MP4, .npy/.npz or FITS file).",
+    "checkpoint": "checkpoint {path} does not exist; check the path (run directories hold best.pt and last.pt).",
+}
+
+
+def existing(kind: str) -> Callable:
+    """A click callback refusing a path that does not exist, before any heavy import (``kind``: frames | checkpoint)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value):
+        for v in value if isinstance(value, tuple) else (value,):
+            if v is not None and not Path(v).exists():
+                raise GanlstmError(_MISSING[kind].format(path=v))
+        return value
+
+    return check
+
+
 def _stack(options: list[Callable]) -> Callable:
     def deco(f: Callable) -> Callable:
         for option in reversed(options):  # click lists options in decoration order, top first
@@ -69,7 +87,7 @@ def limit_options(default: bool = True) -> Callable:
 def data_options(size_help: str = "Resize frames to SIZE x SIZE (default: keep their size).") -> Callable:
     """Decorator adding ``--data``, ``--size``, ``--interval``, ``--max-frames`` and ``--max-pixels``."""
     return _stack([
-        click.option("--data", type=click.Path(path_type=Path), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output)."),
+        click.option("--data", type=click.Path(path_type=Path), callback=existing("frames"), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output)."),
         click.option("--size", type=click.IntRange(4), help=size_help),
         click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence."),
         limit_options(),
@@ -93,8 +111,55 @@ def run_config(o: dict) -> RunConfig:
 
 
 def refuse_on_resume(ctx: click.Context, names: Iterable[str]) -> None:
-    """On ``--resume``, refuse flags given on the command line that the checkpoint decides."""
-    given = [n for n in names if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    """On ``--resume`` of a run without ``config.toml`` (older runs): refuse any flag the checkpoint decides."""
+    given = [n for n in names if _given(ctx, n)]
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
         raise GanlstmError(f"{flags} cannot change on --resume (the run's settings come from its checkpoint); drop them, or start a new run.")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """True when flag ``name`` was typed on the command line or came from ``--config``."""
+    return ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP)
+
+
+def settle_resume(ctx: click.Context, o: dict, names: Iterable[str], task_name: str) -> None:
+    """``--resume``: the run's own flags apply unless given; a given flag that the run decides must equal its value.
+
+    The run's flags are its ``config.toml`` (written when it started): so a resumed 40-step run
+    stops at step 40 and saves as often as before unless ``--max-steps`` / ``--save-every`` say
+    otherwise, and re-running the original command with ``--resume last`` added is accepted.
+    A flag in ``names`` (the architecture, the data, the loss) that differs from the run's is
+    refused, naming both values. Runs written before ``config.toml`` existed fall back to
+    :func:`refuse_on_resume`. Fills ``o`` in place.
+    """
+    from ..train.runs import resolve_resume
+    from ._config_file import load_toml, processed
+
+    run_dir = resolve_resume(o["resume"], o["out"], task_name).parent
+    saved_file = run_dir / "config.toml"
+    if not saved_file.is_file():
+        refuse_on_resume(ctx, names)
+        return
+    params = {p.name: p for p in ctx.command.params if p.name}
+    saved = {k.replace("-", "_"): v for k, v in load_toml(saved_file).items()}
+    budget_given = _given(ctx, "epochs") or _given(ctx, "max_steps")
+    names, differ = set(names), []
+    for name, raw in saved.items():
+        if name not in params or name not in o:
+            continue
+        value = processed(ctx, params[name], raw)
+        if _given(ctx, name):
+            if name in names and value != o[name]:
+                differ.append(f"--{name.replace('_', '-')} {_shown(o[name])} (the run's: {_shown(value)})")
+        elif not (budget_given and name in ("epochs", "max_steps")):
+            o[name] = value
+    if differ:
+        raise GanlstmError(f"{', '.join(differ)} cannot change on --resume, since the run was built with its own values "
+                           f"({saved_file}); drop the flag, or start a new run.")
+
+
+def _shown(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)

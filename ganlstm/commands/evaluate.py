@@ -5,13 +5,18 @@ from pathlib import Path
 
 import click
 
+from ._options import existing
+
 from ..errors import GanlstmError
+
+#: ganlstm.benchmark.LEARNED_MODELS, spelled out so that `ganlstm --help` does not import torch (tests/test_model_cost.py checks it).
+BENCHMARK_MODELS = "gan_lstm,convlstm,predrnn,convgru,trajgru,e3dlstm,mim,simvp"
 
 
 @click.command("evaluate")
-@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(path_type=Path),
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(path_type=Path), callback=existing("checkpoint"),
               help="A forecaster checkpoint or run directory (repeat for several). persistence and linear are always included.")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Frames: a directory of sequences (or one sequence).")
+@click.option("--data", required=True, type=click.Path(path_type=Path), callback=existing("frames"), help="Frames: a directory of sequences (or one sequence).")
 @click.option("--context", required=True, type=click.IntRange(1), help="Observed frames J per window.")
 @click.option("--horizon", required=True, type=click.IntRange(1), help="Predicted frames K per window (closed loop).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for metrics.csv, metrics.json, metrics.png.")
@@ -62,26 +67,39 @@ def _parse_named(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for data, runs and results.")
 @click.option("--quick", is_flag=True, help="A tiny smoke-test configuration (16 px, a few steps; about a minute): not a result.")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="NAME=PATH",
-              help="Use this checkpoint instead of training NAME (gan, gan_lstm, convlstm, predrnn), or add another forecaster under NAME.")
-@click.option("--models", default="gan_lstm,convlstm,predrnn", show_default=True, help="Learned models to train and compare (comma-separated).")
+              help="Use this checkpoint instead of training NAME (gan or any of --models), or add another forecaster under NAME.")
+@click.option("--models", default=BENCHMARK_MODELS, show_default=True,
+              help="Learned models to train and compare (comma-separated subset of the default: every trainable registered model).")
+@click.option("--steps", type=click.IntRange(1),
+              help="Forecasting steps for every learned model instead of the spec's (1000; --quick 4). Stage one and the reader warm-up keep theirs.")
 @click.option("--mnist", type=click.Path(path_type=Path), help="Run on Moving MNIST instead: the standard mnist_test_seq.npy ((20, N, 64, 64) uint8).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 1 is fastest on a busy 2-core machine).")
 @click.option("--overwrite", is_flag=True, help="Reuse a non-empty --out (data and results are replaced, runs added).")
-def benchmark(out, quick, checkpoints, models, mnist, device, threads, overwrite) -> None:
+def benchmark(out, quick, checkpoints, models, steps, mnist, device, threads, overwrite) -> None:
     """Run the reproducible benchmark: simulate, train, evaluate, tabulate.
 
     The merger benchmark simulates fixed train/test collections (seeds 1 and 2), trains
-    gan (stage one) -> gan_lstm, convlstm and predrnn for a fixed budget (docs/benchmarks.md),
-    and evaluates them with persistence and linear at j=10 -> k=10 and j=20 -> k=30.
+    gan (stage one) -> gan_lstm and every other learned model (convlstm, predrnn, convgru,
+    trajgru, e3dlstm, mim, simvp) for the same budget (docs/benchmarks.md), evaluates them with
+    persistence and linear at j=10 -> k=10 and j=20 -> k=30, and measures each model's
+    parameters, GFLOP per predicted frame and predicted frames/s on this machine.
     """
+    import dataclasses
+
     from ..benchmark import benchmark_spec, run_benchmark
+    from ..model_cost import ModelCost, format_costs
     from ..results import format_table
 
     spec = benchmark_spec(quick=quick, mnist=mnist is not None)
+    if steps is not None:
+        spec = dataclasses.replace(spec, forecaster_steps=steps)
     chosen = tuple(m.strip() for m in models.split(",") if m.strip())
     results = run_benchmark(spec, out, mnist_path=mnist, checkpoints=_parse_named(checkpoints), models=chosen,
                             device=device, threads=threads, overwrite=overwrite)
     for task, ev in results.items():
         click.echo(format_table(ev, horizons=(1, ev.horizon // 2, 10, 30)) + "\n")
+        cost = ev.info["cost"]
+        click.echo(f"size and speed (at j={cost['context']} -> k={cost['horizon']}), MSE and SSIM:\n"
+                   + format_costs({n: ModelCost(**c) for n, c in cost["models"].items()}, ev) + "\n")
     click.echo(f"wrote {out}/tables.md, {out}/benchmark.json and " + ", ".join(f"{out}/{t}/metrics.*" for t in results))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._options import existing
+
 from ..config import FitConfig
 from ..errors import GanlstmError
 
@@ -22,7 +24,7 @@ def parse_budget(text: str) -> float:
 
 
 @click.command("fit")
-@click.option("--data", required=True, type=click.Path(path_type=Path),
+@click.option("--data", required=True, type=click.Path(path_type=Path), callback=existing("frames"),
               help="Your frames: one movie (GIF, MP4, FITS cube, frame folder) or a directory of sequences.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the runs, fit.json and report/.")
 @click.option("--budget", default=f"{_C.budget:g}m", show_default=True, help="Wall-clock budget for all stages, e.g. 45m or 1.5h.")

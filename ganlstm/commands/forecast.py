@@ -12,7 +12,8 @@ import click
 
 from ..config import READER_WARMUP, ForecasterConfig, ForecastTrainConfig, FrameOptions
 from ..errors import GanlstmError
-from ._options import data_options, frame_limits, limit_options, refuse_on_resume, run_config, run_options
+from ._config_file import writer
+from ._options import data_options, existing, frame_limits, limit_options, run_config, run_options, settle_resume
 
 _M, _T = ForecasterConfig(), ForecastTrainConfig()
 ANCHOR_HELP = ("GAN-LSTM: add the last observed frame's reading error x - G(read(x)) to the k-th predicted frame "
@@ -67,7 +68,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
     from ..train.forecaster import train_forecaster
 
     if o["resume"]:
-        refuse_on_resume(ctx, _FROM_CHECKPOINT)
+        settle_resume(ctx, o, _FROM_CHECKPOINT, model.model)
     elif not o["data"]:
         raise GanlstmError(f"{ctx.info_name} needs --data DIR (or --resume to continue a run).")
     data = FrameOptions(size=o["size"], interval=o["interval"], **{k: o[k] for k in ("channels", "scaling") if k in o}, **frame_limits(o))
@@ -78,7 +79,7 @@ def _train(ctx: click.Context, o: dict, model: ForecasterConfig, gan: str = "", 
         sampling_start=o["sampling_start"], sampling_end=o["sampling_end"], lr=o["lr"], weight_decay=o["weight_decay"],
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], time_split=o["time_split"],
     )
-    run_dir = train_forecaster(cfg, run_config(o), resume=o["resume"])
+    run_dir = train_forecaster(cfg, run_config(o), resume=o["resume"], on_start=writer(ctx, o))
     click.echo(f"run: {run_dir}  (model: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; GIFs in {run_dir / 'samples'})")
 
 
@@ -96,7 +97,7 @@ def _reader_width(gan: Path, hidden: tuple[int, ...]) -> tuple[int, ...]:
 
 
 @click.command("train-encoder")
-@click.option("--gan", type=click.Path(path_type=Path), help="The stage-one checkpoint (train-gan best.pt/last.pt or its run directory).")
+@click.option("--gan", type=click.Path(path_type=Path), callback=existing("checkpoint"), help="The stage-one checkpoint (train-gan best.pt/last.pt or its run directory).")
 @data_options(size_help="Frame size; must equal the generator's (default: the generator's).")
 @forecast_options
 @click.option("--feedback", default=_M.feedback, show_default=True, type=click.Choice(["latent", "pixels"]),
@@ -132,7 +133,8 @@ def train_encoder(ctx: click.Context, **o) -> None:
 
 @click.command("train-baseline")
 @click.option("--model", "model_name", default="convlstm", show_default=True,
-              help="A trainable registered forecaster: convlstm, predrnn, ... (with --resume last: which runs to look at).")
+              help="A trainable registered forecaster: convlstm, predrnn, convgru, trajgru, e3dlstm, mim or simvp "
+                   "(simvp reads --hidden as hid_S,hid_T; with --resume last: which runs to look at).")
 @data_options()
 @click.option("--channels", default=FrameOptions.channels, show_default=True, type=click.Choice(["1", "3"]), callback=lambda c, p, v: int(v),
               help="1 grayscale, 3 RGB.")
@@ -149,12 +151,12 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 
 
 @click.command("predict")
-@click.option("--frames", required=True, type=click.Path(path_type=Path), help="The observed sequence: frame directory, GIF/MP4, .npy/.npz or FITS.")
+@click.option("--frames", required=True, type=click.Path(path_type=Path), callback=existing("frames"), help="The observed sequence: frame directory, GIF/MP4, .npy/.npz or FITS.")
 @click.option("--steps", required=True, type=click.IntRange(1), help="How many frames to predict.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="A train-encoder/train-baseline checkpoint or run directory (default: the shipped one).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), callback=existing("checkpoint"), help="A train-encoder/train-baseline checkpoint or run directory (default: the shipped one).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default: <frames>_predicted beside the input, or <collection>_predicted/<name> "
                    "when the input is one sequence of a collection, so training on it never reads predictions).")
-@click.option("--truth", type=click.Path(path_type=Path), help="The frames that really followed: adds truth|prediction|error to the GIF and writes metrics.json.")
+@click.option("--truth", type=click.Path(path_type=Path), callback=existing("frames"), help="The frames that really followed: adds truth|prediction|error to the GIF and writes metrics.json.")
 @click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "png16", "npy", "fits"]), help="How predicted frames are written.")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty directory (or the input's), replacing files of the same name.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -199,7 +201,7 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
 
 
 @click.command("export")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-encoder/train-baseline checkpoint or run directory.")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), callback=existing("checkpoint"), help="A train-encoder/train-baseline checkpoint or run directory.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write, e.g. model.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def export(checkpoint: Path, out: Path, overwrite: bool) -> None:

@@ -13,7 +13,8 @@ import click
 
 from ..config import FrameOptions, GanConfig, GanTrainConfig
 from ..errors import GanlstmError
-from ._options import frame_limits, limit_options, refuse_on_resume, run_config, run_options
+from ._config_file import writer
+from ._options import existing, frame_limits, limit_options, run_config, run_options, settle_resume
 
 _G, _T, _F = GanConfig(), GanTrainConfig(), FrameOptions()
 
@@ -29,7 +30,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 
 @click.command("train-gan")
-@click.option("--data", type=click.Path(path_type=Path), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output).")
+@click.option("--data", type=click.Path(path_type=Path), callback=existing("frames"), help="Frames: a sequence, or a directory of sequences (e.g. `ganlstm simulate` output).")
 @click.option("--size", default=str(_G.image_size), show_default=True, type=click.Choice(["16", "32", "64", "128"]), help="Frame size the DCGAN is built for.")
 @click.option("--channels", default=str(_G.channels), show_default=True, type=click.Choice(["1", "3"]), help="1 grayscale, 3 RGB.")
 @click.option("--interval", default=_F.interval, show_default=True, type=click.IntRange(1), help="Keep every N-th frame of each sequence.")
@@ -70,9 +71,8 @@ def train_gan(ctx: click.Context, **o) -> None:
     """
     from ..train.gan import train_gan as run_training
 
-    run = run_config(o)
     if o["resume"]:
-        refuse_on_resume(ctx, _FROM_CHECKPOINT)
+        settle_resume(ctx, o, _FROM_CHECKPOINT, "gan")
     elif not o["data"]:
         raise GanlstmError("train-gan needs --data DIR (or --resume to continue a run).")
     model = GanConfig(image_size=int(o["size"]), channels=int(o["channels"]), nz=o["nz"], ngf=o["ngf"], ndf=o["ndf"], latent_grid=int(o["latent_grid"]),
@@ -82,12 +82,12 @@ def train_gan(ctx: click.Context, **o) -> None:
                          ema=o["ema"], lr_g=o["lr_g"], lr_d=o["lr_d"], val_fraction=o["val_fraction"],
                          test_fraction=o["test_fraction"], recon_weight=o["recon_weight"], ada_target=o["ada_target"],
                          init=o["init"] or "", freeze_d=o["freeze_d"], time_split=o["time_split"])
-    run_dir = run_training(cfg, run, resume=o["resume"])
+    run_dir = run_training(cfg, run_config(o), resume=o["resume"], on_start=writer(ctx, o))
     click.echo(f"run: {run_dir}  (decoder: {run_dir / 'best.pt'} if written, else {run_dir / 'last.pt'}; samples in {run_dir / 'samples'})")
 
 
 @click.command("sample")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-gan checkpoint or run directory.")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), callback=existing("checkpoint"), help="A train-gan checkpoint or run directory.")
 @click.option("--n", default=64, show_default=True, type=click.IntRange(1), help="Number of frames.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -105,7 +105,7 @@ def sample(checkpoint: Path, n: int, out: Path, seed: int, overwrite: bool) -> N
 
 
 @click.command("interpolate")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-gan checkpoint or run directory.")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), callback=existing("checkpoint"), help="A train-gan checkpoint or run directory.")
 @click.option("--steps", default=60, show_default=True, type=click.IntRange(2), help="Frames in the GIF.")
 @click.option("--points", default=4, show_default=True, type=click.IntRange(2), help="Random latents the closed walk passes through.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="GIF to write.")
@@ -125,8 +125,8 @@ def interpolate(checkpoint: Path, steps: int, points: int, out: Path, fps: float
 
 
 @click.command("evaluate-gan")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A train-gan checkpoint or run directory.")
-@click.option("--data", type=click.Path(path_type=Path), help="Frames to measure on (default: the training data in the checkpoint).")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), callback=existing("checkpoint"), help="A train-gan checkpoint or run directory.")
+@click.option("--data", type=click.Path(path_type=Path), callback=existing("frames"), help="Frames to measure on (default: the training data in the checkpoint).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["test", "val", "all"]),
               help="test: sequences training never saw; val: those behind best.pt; all: every sequence (for other data).")
 @click.option("--frames", default=64, show_default=True, type=click.IntRange(1), help="Frames, evenly spread over the sequences.")
