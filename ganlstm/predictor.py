@@ -1,4 +1,4 @@
-"""``Predictor``: the notebook face of a trained forecaster, and ``predict_to_directory`` behind ``ganlstm predict``.
+"""``Predictor``: the notebook face of a trained forecaster (``ganlstm predict`` is :mod:`ganlstm.predict_files`).
 
 ::
 
@@ -17,8 +17,6 @@ rolls out closed-loop through the shared engine (:mod:`ganlstm.rollout`).
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -35,8 +33,8 @@ from .device import autocast
 from .errors import GanlstmError
 from .models.base import Forecaster
 from .pixel_range import to_model_range, to_unit_range
-from .resolution import OUTPUT_SIZES, InputReport, ResolutionWarning, resize_frames
-from .train.forecaster import frame_options_of, load_forecaster, save_comparison_gif, saved_configs
+from .resolution import InputReport, ResolutionWarning
+from .train.forecaster import frame_options_of, load_forecaster, saved_configs
 
 #: The shipped pretrained GAN-prior checkpoint (the repository's checkpoints/, or its installed copy).
 DEFAULT_CHECKPOINT = SHIPPED_DIR / "gan_lstm.pt"
@@ -109,9 +107,12 @@ class Predictor:
 
     def _read_reported(self, path: str | Path) -> tuple[np.ndarray, InputReport]:
         """The sequence as the model reads it (T, C, S, S), and how its native shape compares, without warning."""
+        from .data.frame_files import ResizeWarning
         from .data.frames import read_sequence
 
-        x = read_sequence(path, self.frame_options)  # first, so unreadable input fails with the reader's message
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResizeWarning)  # the report says what resizing did, in the model's terms
+            x = read_sequence(path, self.frame_options)  # first, so unreadable input fails with the reader's message
         return x, InputReport.of(path, self.frame_options)
 
     def _as_batch(self, frames: FramesLike) -> tuple[Tensor, str]:
@@ -180,8 +181,16 @@ class Predictor:
         j = self.context if context is None else context
         if j < 1:
             raise GanlstmError(f"context={j} is invalid; warm the model up on at least one frame.")
+        if context is None and x.shape[1] < j:
+            warnings.warn(self.short_context(x.shape[1]), ResolutionWarning, stacklevel=2)
         pred = predict(self.model, x[:, -j:], steps, amp=self.amp)  # (B, K, C, H, W) on CPU
         return self._restore(pred, layout)
+
+    def short_context(self, observed: int) -> str:
+        """What a warm-up on fewer observed frames than the model was trained with means, in one sentence."""
+        return (f"the sequence has {observed} observed frame(s) (after --interval) but the model was trained to warm up on "
+                f"{self.context}: it warms up on {observed}, so it sees less of the motion than in training and the "
+                f"prediction may be poor; give at least {self.context} frames for the prediction the model was measured on.")
 
     def _gan(self):
         if not hasattr(self.model, "generator"):
@@ -237,155 +246,4 @@ def _is_pil(x: Any) -> bool:
     return isinstance(x, Image.Image)
 
 
-# ---------------------------------------------------------------- ganlstm predict
-
-
-def default_output_dir(frames: Path) -> Path:
-    """Where ``predict`` writes without ``--out``: ``<frames>_predicted`` beside the input, outside any collection.
-
-    When the input is one sequence of a collection (its folder holds other sequences), a folder
-    beside it would sit inside that collection, and the next training run on the collection would
-    read the predictions as data; the default is then ``<collection>_predicted/<name>``, beside the
-    collection. (Predictions carry ``.ganlstm-output`` as well, so readers skip them wherever they are.)
-    """
-    from .data.frame_files import is_ganlstm_output, visible_entries
-    from .data.frames import is_sequence_path
-
-    frames = Path(frames).resolve()
-    parent = frames.parent
-    in_collection = parent.parent != parent and any(
-        p != frames and not is_ganlstm_output(p) and is_sequence_path(p) for p in visible_entries(parent))
-    if in_collection:
-        return parent.parent / f"{parent.name}_predicted" / frames.stem
-    return parent / f"{frames.stem}_predicted"
-
-
-def _check_output_dir(out: Path, frames: Path, overwrite: bool) -> None:
-    """Refuse the input's own directory and any non-empty directory unless ``overwrite``."""
-    if overwrite:
-        return
-    source_dir = frames if frames.is_dir() else frames.parent
-    if out.exists() and out.resolve() == source_dir.resolve():
-        raise GanlstmError(f"--out {out} is the input's directory; choose another --out or pass --overwrite.")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GanlstmError(f"--out {out} is not an empty directory; choose another --out or pass --overwrite.")
-
-
-def _write_json(target: Path, data: dict[str, Any], overwrite: bool) -> None:
-    """Write ``data`` as indented JSON through a temp file, refusing an existing file unless ``overwrite``."""
-    from .checkpoint import atomic_write_bytes
-
-    if target.exists() and not overwrite:
-        raise GanlstmError(f"{target} already exists; pass --overwrite to replace it.")
-    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
-
-
-def predict_to_directory(
-    frames: str | Path,
-    steps: int,
-    *,
-    checkpoint: str | Path | None = None,
-    out: str | Path | None = None,
-    truth: str | Path | None = None,
-    fmt: str = "png",
-    overwrite: bool = False,
-    device: str = "auto",
-    amp: str = "no",
-    limits: dict[str, int] | None = None,
-    anchor_decay: float | None = None,
-    output_size: str = "model",
-) -> dict[str, Any]:
-    """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
-
-    Writes the predicted frames numbered after the input (in the input's numbering: with a
-    training ``interval`` of n, each predicted frame is n input frames after the previous),
-    ``prediction.gif`` (observed then predicted, at the model's size; with ``truth``: truth |
-    prediction | |error|) and, with ``truth`` (the sequence that really followed), ``metrics.json``
-    with per-horizon MSE/MAE/PSNR/SSIM/sharpness of the written frames, and their ``output_size``
-    and ``model_size`` [H, W]. ``out`` defaults to :func:`default_output_dir` (beside the input, outside
-    its collection) and is marked as a ganlstm output folder, which collection readers skip.
-    The model predicts at its own size and channels; when the input's native ones differ, one
-    :class:`~ganlstm.resolution.ResolutionWarning` names the conversions and ``prediction.json``
-    records the shapes (C, H, W) and conversions. ``output_size="native"`` resizes the predicted
-    frames back (bilinear, float32) to the input's H x W; colour is never invented, so a grayscale
-    model's frames stay grayscale. PNG frames are written as the rollout streams out
-    (:data:`STREAM_CHUNK` at a time), so a long rollout's memory stays flat; the GIF shows at most
-    :data:`GIF_MAX_FRAMES` predicted frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``)
-    replaces the checkpoint's reading guards; ``anchor_decay`` the checkpoint's residual anchoring.
-    Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
-    ``prediction`` the prediction.json record, None when nothing was converted).
-    """
-    from .data.frame_files import mark_output
-    from .data.frame_writer import write_frames
-    from .data.frames import read_sequence
-    from .metrics import MetricAccumulator
-    from .rollout import iter_predict
-
-    if output_size not in OUTPUT_SIZES:
-        raise GanlstmError(f"output_size={output_size!r} is invalid; use one of {', '.join(OUTPUT_SIZES)}.")
-    frames = Path(frames)
-    out = Path(out) if out is not None else default_output_dir(frames)
-    _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
-    if limits:
-        predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
-    observed, report = predictor._read_reported(frames)  # (T, C, S, S) as the model reads it
-    message = report.message(output_size)
-    if message:  # one message, never silently
-        warnings.warn(message, ResolutionWarning, stacklevel=2)
-    out_hw = report.output_hw(output_size)  # (H, W) of the written frames
-    native = out_hw != tuple(observed.shape[-2:])
-    future = scored = None
-    if truth is not None:
-        future = read_sequence(truth, predictor.frame_options)  # (K', C, S, S), for the GIF
-        if len(future) < steps:
-            raise GanlstmError(f"--truth {truth} has {len(future)} frames (after --interval) but {steps} are predicted; pass a longer truth or fewer --steps.")
-        future = future[:steps]
-        scored = torch.from_numpy(future)  # the truth the written frames are scored against: (K, C, H, W)
-        if native:
-            scored = torch.from_numpy(read_sequence(truth, dataclasses.replace(predictor.frame_options, size=None))[:steps])
-            if tuple(scored.shape[-2:]) != out_hw:
-                raise GanlstmError(f"--truth {truth} is {scored.shape[-2]}x{scored.shape[-1]} (H x W) but --frames are "
-                                   f"{out_hw[0]}x{out_hw[1]}; with --output-size native give the truth the input's size.")
-    out.mkdir(parents=True, exist_ok=True)
-    mark_output(out, "predictions")  # readers of a collection skip this folder, wherever it is
-    interval = predictor.frame_options.interval
-    first = len(observed) * interval  # input frames 0, n, 2n, ... were read; the next is at len * n
-    png = fmt in ("png", "png16")
-    keep_all = future is not None or not png  # metrics and the one-file formats (npy, fits) need every frame
-    every = -(-steps // GIF_MAX_FRAMES)  # the GIF shows every n-th predicted frame
-    kept, gif_pred, paths, done = [], [], [], 0
-    context = torch.from_numpy(observed[-predictor.context :])  # (J, C, H, W), as Predictor.predict warms up
-    for chunk in iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp):
-        chunk = chunk[0]  # (n, C, S, S) in [0, 1], on CPU
-        written = resize_frames(chunk, out_hw) if native else chunk  # (n, C, H, W)
-        if png:  # one file per frame, numbered in the input's numbering
-            paths += [p for i in range(len(written)) for p in write_frames(written[i : i + 1], out, fmt, first + (done + i) * interval, overwrite=overwrite)]
-        if keep_all:
-            kept.append(written)
-        gif_pred.append(chunk[(-done) % every :: every].clone())  # frames 0, every, 2*every, ...; a copy frees the chunk
-        done += len(chunk)
-    pred = torch.cat(kept) if keep_all else None  # (K, C, H, W)
-    if not png:
-        paths = write_frames(pred, out, fmt, first, overwrite=overwrite)
-    gif = save_comparison_gif(context, None if future is None else torch.from_numpy(future[::every]), torch.cat(gif_pred),
-                              out / "prediction.gif", overwrite=overwrite)
-    metrics = None
-    if scored is not None:
-        acc = MetricAccumulator()
-        acc.update(pred[None], scored[None])
-        per_horizon = {m: [float(v) for v in values] for m, values in acc.per_horizon().items()}
-        metrics = {"horizon": list(range(1, steps + 1)), **per_horizon, "mean": acc.summary(),
-                   "checkpoint": str(predictor.checkpoint.get("path")), "frames": str(frames), "truth": str(truth),
-                   "context": min(predictor.context, len(observed)),
-                   "output_size": list(out_hw), "model_size": list(report.model_shape[1:])}
-        _write_json(out / "metrics.json", metrics, overwrite)
-    record = report.record(output_size)
-    prediction = None
-    if record["conversions"]:  # what was done to the frames, beside them
-        prediction = {"frames": str(frames), "checkpoint": str(predictor.checkpoint.get("path")), **record}
-        _write_json(out / "prediction.json", prediction, overwrite)
-    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction}
-
-
-__all__ = ["Predictor", "predict_to_directory", "default_checkpoint", "DEFAULT_CHECKPOINT"]
+__all__ = ["Predictor", "default_checkpoint", "DEFAULT_CHECKPOINT", "STREAM_CHUNK", "GIF_MAX_FRAMES"]

@@ -121,7 +121,7 @@ def test_closed_loop_never_syncs_with_the_host(monkeypatch, name):
 
 PEAK_RSS = """
 import json, resource, sys
-from ganlstm.predictor import predict_to_directory
+from ganlstm.predict_files import predict_to_directory
 root, k = sys.argv[1], int(sys.argv[2])
 result = predict_to_directory(f"{root}/observed.npy", k, checkpoint=f"{root}/linear.pt", out=f"{root}/out{k}", device="cpu")
 print(json.dumps({"files": len(result["frames"]), "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

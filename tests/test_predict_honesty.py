@@ -13,7 +13,7 @@ from PIL import Image
 
 from ganlstm import Predictor
 from ganlstm.cli import cli
-from ganlstm.predictor import predict_to_directory
+from ganlstm.predict_files import predict_to_directory
 from ganlstm.resolution import ResolutionWarning, resize_frames
 
 T = 6  # observed frames per input sequence

@@ -2,7 +2,7 @@
 
 Thin wrappers: the training commands build a :class:`~ganlstm.config.ForecastTrainConfig` and
 call :func:`ganlstm.train.forecaster.train_forecaster`; ``predict`` calls
-:func:`ganlstm.predictor.predict_to_directory`. Defaults come from the config dataclasses.
+:func:`ganlstm.predict_files.predict_to_directory`. Defaults come from the config dataclasses.
 """
 from __future__ import annotations
 
@@ -166,18 +166,25 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--output-size", default="model", show_default=True, type=click.Choice(["model", "native"]),
               help="Write the predicted frames at the model's size, or resized back (bilinear) to the input's H x W. "
                    "Colour is never invented: a grayscale model's frames stay grayscale.")
+@click.option("--size", type=click.IntRange(4), help="Frame size to read at; the model's own (the default) is the only one it can predict at.")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="1 grayscale, 3 RGB; the model's own (the default) is the only one it predicts.")
+@click.option("--interval", type=click.IntRange(1), help="Keep every N-th input frame (default: the checkpoint's).")
+@click.option("--scaling", type=click.Choice(["minmax", "fixed", "asinh", "log", "none"]),
+              help="How raw values map to [0, 1] (default: the checkpoint's); e.g. minmax or asinh for a cube in physical units.")
 @limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
             device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None,
-            output_size: str) -> None:
+            output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None) -> None:
     """Predict the frames that follow a sequence.
 
     The model predicts at its own size and channels; when the input's differ, one warning on
-    stderr names the conversions, and prediction.json in --out records them.
+    stderr names the conversions, and prediction.json in --out records them. It warns when the
+    input's values lie outside the range the model's scaling maps to [0, 1]. A FITS input written
+    with --format fits keeps its units and header (WCS included), with a HISTORY card.
     """
     import warnings
 
-    from ..predictor import predict_to_directory
+    from ..predict_files import predict_to_directory
     from ..resolution import ResolutionWarning
 
     caught: list[warnings.WarningMessage] = []
@@ -186,7 +193,9 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
             warnings.simplefilter("always", ResolutionWarning)
             result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
                                           device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
-                                          anchor_decay=anchor_decay, output_size=output_size)
+                                          anchor_decay=anchor_decay, output_size=output_size,
+                                          reading={k: v for k, v in (("size", size), ("channels", int(channels) if channels else None),
+                                                                     ("interval", interval), ("scaling", scaling)) if v is not None})
     finally:  # the conversions are said even when a later step fails; other warnings go on as raised
         for w in caught:
             if issubclass(w.category, ResolutionWarning):

@@ -29,6 +29,7 @@ frame headers.
 """
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ import numpy as np
 from ..config import FrameOptions
 from ..errors import GanlstmError
 from .decode import decode_frames
+from .decode_guard import memory_guard
 from .frame_files import (
-    ANIMATION_EXTENSIONS, ARRAY_EXTENSIONS, FITS_EXTENSIONS, IMAGE_EXTENSIONS, SUPPORTED_EXTENSIONS, VIDEO_EXTENSIONS,
-    file_ext, raise_nothing_readable, require_exists, visible_entries,
+    ANIMATION_EXTENSIONS, ARRAY_EXTENSIONS, FITS_EXTENSIONS, IMAGE_EXTENSIONS, OUTPUT_MARKER, SUPPORTED_EXTENSIONS, VIDEO_EXTENSIONS,
+    ReaderWarning, SkippedOutputWarning, file_ext, is_ganlstm_output, raise_nothing_readable, require_exists, visible_entries,
 )
 from .lazy_frames import LazyFrames
 from .read_array import open_npy, open_npz
@@ -58,12 +60,27 @@ def read_sequence(path: str | Path, opts: FrameOptions | None = None) -> np.ndar
     return _assemble(open_sequence(path, opts), path, opts)
 
 
+def read_raw_sequence(path: str | Path, opts: FrameOptions | None = None) -> tuple[np.ndarray, np.dtype]:
+    """One sequence as decoded, before scaling: raw float32 (T, C, H, W) and the dtype it was stored in."""
+    opts = opts or FrameOptions()
+    _check_options(opts)
+    path = Path(path)
+    frames = open_sequence(path, opts)
+    with memory_guard(path):
+        try:
+            return decode_frames(frames, path, opts)
+        finally:
+            frames.close()
+
+
 def read_collection(path: str | Path, opts: FrameOptions | None = None) -> list[tuple[str, np.ndarray]]:
     """Read every sequence under ``path`` as ``(name, array)`` pairs, natural-sorted by name.
 
     ``path`` is either one sequence (returned alone) or a directory whose entries are
     sequences: sub-directories of frames and/or GIF, video, NPY/NPZ and FITS-cube files.
-    Names are the entries' file or directory names. Other files (notes, configs) are ignored.
+    Names are the entries' file or directory names. Other files (notes, configs) are ignored, and
+    folders ganlstm wrote outputs into (predictions, evaluations: they hold ``.ganlstm-output``) are
+    skipped with one :class:`~ganlstm.data.frame_files.SkippedOutputWarning`.
     """
     opts = opts or FrameOptions()
     _check_options(opts)
@@ -71,10 +88,37 @@ def read_collection(path: str | Path, opts: FrameOptions | None = None) -> list[
     require_exists(path)
     if not path.is_dir() or is_sequence_path(path):
         return [(path.name, read_sequence(path, opts))]
-    entries = [p for p in visible_entries(path) if is_sequence_path(p)]
+    entries = visible_entries(path)
+    outputs = [p for p in entries if is_ganlstm_output(p)]
+    if outputs:  # said once per read, naming them all
+        warnings.warn(f"{path}: skipped {len(outputs)} folder(s) that ganlstm wrote outputs into, not data "
+                      f"({', '.join(p.name for p in outputs)}; each holds {OUTPUT_MARKER}, delete it to read the folder as data)",
+                      SkippedOutputWarning, stacklevel=2)
+    entries = [p for p in entries if p not in outputs and is_sequence_path(p)]
     if not entries:
         raise_nothing_readable(path, what="sequences (sub-directories of frames or sequence files)")
-    return [(p.name, read_sequence(p, opts)) for p in entries]
+    out, said = [], []
+    for p in entries:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out.append((p.name, read_sequence(p, opts)))
+        said += caught
+    _say_once(said, path, len(entries))
+    return out
+
+
+def _say_once(caught: list[warnings.WarningMessage], path: Path, sequences: int) -> None:
+    """Re-raise what reading a collection's sequences warned: each kind of ReaderWarning once, with a count."""
+    by_kind: dict[type, list[str]] = {}
+    for w in caught:
+        if issubclass(w.category, ReaderWarning):
+            by_kind.setdefault(w.category, []).append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    for kind, messages in by_kind.items():
+        text = messages[0] if len(messages) == 1 else (
+            f"{path}: {len(messages)} of its {sequences} sequences were read with a change like this one: {messages[0]}")
+        warnings.warn(text, kind, stacklevel=3)
 
 
 def is_sequence_path(path: str | Path) -> bool:
@@ -136,11 +180,12 @@ def _check_options(opts: FrameOptions) -> None:
 
 def _assemble(frames: LazyFrames, path: Path, opts: FrameOptions) -> np.ndarray:
     """Decode the kept frames one by one into (T, C, H, W) float32 and scale them to [0, 1]."""
-    try:
-        x, dtype = decode_frames(frames, path, opts)
-    finally:
-        frames.close()
-    return scale_frames(x, dtype, opts, path)
+    with memory_guard(path):  # converting, stacking and scaling allocate outside the decoders' guard
+        try:
+            x, dtype = decode_frames(frames, path, opts)
+        finally:
+            frames.close()
+        return scale_frames(x, dtype, opts, path)
 
 
 def open_sequence(path: Path, opts: FrameOptions) -> LazyFrames:

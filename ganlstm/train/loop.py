@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 from ..checkpoint import rng_state, save_checkpoint, set_rng_state
 from ..config import RunConfig
 from ..device import torch_threads
-from ..errors import GanlstmError
+from ..errors import GanlstmError, Interrupted
 from .csv_log import CsvLog
 from .distributed import Dist
-from .nonfinite import NonFiniteLoss, check_batch_finite
+from .nonfinite import RUNAWAY_EVERY, NonFiniteLoss, check_batch_finite, runaway
 from .reproducibility import preserved_rng, worker_init_fn
 from .runs import remove_orphan_temp_files, scaler_states
 from .task import FitState, TrainTask
@@ -117,6 +117,21 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
     if dist_.enabled and rank_rngs is not None and len(rank_rngs) == dist_.world_size:
         set_rng_state(rank_rngs[dist_.rank])
 
+    def stopped(what: str, fix: str) -> GanlstmError:
+        last = run_dir / "last.pt"
+        return GanlstmError(
+            f"{what} at step {state.step}; training stopped and "
+            f"{'the last good checkpoint ' + str(last) + ' is intact' if last.exists() else 'no checkpoint was written'}; {fix}."
+        )
+
+    fp16 = any(s.is_enabled() for s in getattr(task, "scalers", {}).values())
+
+    def guard() -> None:
+        """Every rank: stop before weights or gradients that ran away train on or reach a checkpoint."""
+        what = runaway(task.models, grads=not fp16)
+        if what:
+            raise stopped(what, "lower the learning rate (--lr, or --lr-g / --lr-d for train-gan)")
+
     def save(name: str, rank_rng: list | None = None) -> None:
         if dist_.is_main:
             save_checkpoint(
@@ -128,9 +143,11 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
 
     def save_last() -> None:
         """Every rank calls this (it gathers the ranks' RNG states); rank 0 writes last.pt."""
+        guard()
         save("last.pt", dist_.gather(rng_state()) if dist_.enabled else None)
 
     def evaluate() -> None:
+        guard()  # before best.pt can be written
         state.extra["evaluated_at"] = state.step
         if dist_.is_main:
             for m in task.models.values():
@@ -166,15 +183,13 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
                         for opt in task.optimizers.values():
                             opt.zero_grad(set_to_none=True)
                         if not run.skip_nonfinite:
-                            last = run_dir / "last.pt"
-                            raise GanlstmError(
-                                f"{e.what} at step {state.step + 1}; training stopped and "
-                                f"{'the last good checkpoint ' + str(last) + ' is intact' if last.exists() else 'no checkpoint was written'}; "
-                                f"lower the learning rate, check the data for NaNs, or pass --skip-nonfinite."
-                            ) from None
+                            state.step += 1  # the step that failed
+                            raise stopped(e.what, "lower the learning rate, check the data for NaNs, or pass --skip-nonfinite") from None
                         state.extra["skipped_batches"] = state.extra.get("skipped_batches", 0) + 1
                         losses = {}
                     state.step += 1
+                    if state.step % RUNAWAY_EVERY == 0:
+                        guard()
                     state.batch_in_epoch += 1
                     seen0 += len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
                     if dist_.is_main and (state.step % run.log_every == 0 or state.step == total):
@@ -190,7 +205,7 @@ def _fit(task: TrainTask, dataset: Dataset, run: RunConfig, *, dist_: Dist, run_
                         save_last()
                     if dist_.all_true(not interrupt.flag) is False:
                         save_last()
-                        raise KeyboardInterrupt
+                        raise Interrupted(str(Path(run_dir) / "last.pt"))
                     if state.step >= total and state.batch_in_epoch < len(batches):
                         break  # mid-epoch; a budget that ends with the epoch finishes it below (epoch += 1, evaluate)
                 else:  # epoch finished

@@ -1,0 +1,227 @@
+"""``ganlstm predict``: a prediction written to a directory, with what was done to the frames said beside it.
+
+:func:`predict_to_directory` reads the observed sequence as the checkpoint's model reads it (or with
+the reading options given: ``--scaling``, ``--interval``), warns when the input's values lie outside
+the range the model's scaling maps to [0, 1], predicts through :class:`~ganlstm.predictor.Predictor`
+and writes PNG, NPY or FITS frames, ``prediction.gif``, ``prediction.json`` and, with the truth,
+``metrics.json``. A FITS input written back as FITS keeps its units and its header (WCS included),
+with a HISTORY card saying what ganlstm did (:mod:`ganlstm.data.fits_units`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import GanlstmError
+from .predictor import GIF_MAX_FRAMES, STREAM_CHUNK, Predictor
+from .resolution import OUTPUT_SIZES, ResolutionWarning, resize_frames
+from .train.forecaster import save_comparison_gif
+
+#: Share of an input's raw values outside the model's scaling range above which predict warns.
+SATURATION_WARN = 0.01
+
+
+def default_output_dir(frames: Path) -> Path:
+    """Where ``predict`` writes without ``--out``: ``<frames>_predicted`` beside the input, outside any collection.
+
+    When the input is one sequence of a collection (its folder holds other sequences), a folder
+    beside it would sit inside that collection, and the next training run on the collection would
+    read the predictions as data; the default is then ``<collection>_predicted/<name>``, beside the
+    collection. (Predictions carry ``.ganlstm-output`` as well, so readers skip them wherever they are.)
+    """
+    from .data.frame_files import is_ganlstm_output, visible_entries
+    from .data.frames import is_sequence_path
+
+    frames = Path(frames).resolve()
+    parent = frames.parent
+    in_collection = parent.parent != parent and any(
+        p != frames and not is_ganlstm_output(p) and is_sequence_path(p) for p in visible_entries(parent))
+    if in_collection:
+        return parent.parent / f"{parent.name}_predicted" / frames.stem
+    return parent / f"{frames.stem}_predicted"
+
+
+def _reading_options(predictor: Predictor, reading: dict[str, Any]):
+    """The checkpoint's reading options with ``reading`` applied; a size or channel count the model cannot predict at is refused."""
+    opts = predictor.frame_options
+    for key, own in (("size", predictor.image_size), ("channels", predictor.channels)):
+        if key in reading and reading[key] != own:
+            hint = "--output-size native writes the frames at the input's size" if key == "size" else "colour is never invented or dropped silently"
+            raise GanlstmError(f"--{key} {reading[key]}: this model predicts at {key} {own} only ({hint}); leave --{key} out.")
+    return dataclasses.replace(opts, **{k: v for k, v in reading.items() if k not in ("size", "channels")})
+
+
+def _saturation_warning(frames: Path, opts) -> str | None:
+    """A sentence when more than SATURATION_WARN of the input's raw values fall outside the range its scaling maps to [0, 1]."""
+    from .data.frames import read_raw_sequence
+    from .data.scaling import scaling_range
+
+    if opts.scaling not in ("fixed", "none") and opts.vmin is None and opts.vmax is None:
+        return None  # the range is the sequence's own: nothing can fall outside it
+    raw, dtype = read_raw_sequence(frames, dataclasses.replace(opts, size=None))
+    lo, hi = scaling_range(raw, dtype, opts)
+    outside = float(np.mean((raw < lo) | (raw > hi)))
+    if outside <= SATURATION_WARN:
+        return None
+    return (f"{outside:.1%} of {frames.name}'s values lie outside [{lo:g}, {hi:g}], the range the model's '{opts.scaling}' scaling "
+            f"maps to [0, 1] (the input spans [{float(raw.min()):g}, {float(raw.max()):g}]), so they are clipped; "
+            f"pass --scaling minmax (or asinh/log for a high dynamic range) to read this input in its own range.")
+
+
+def _check_output_dir(out: Path, frames: Path, overwrite: bool) -> None:
+    """Refuse the input's own directory and any non-empty directory unless ``overwrite``."""
+    if overwrite:
+        return
+    source_dir = frames if frames.is_dir() else frames.parent
+    if out.exists() and out.resolve() == source_dir.resolve():
+        raise GanlstmError(f"--out {out} is the input's directory; choose another --out or pass --overwrite.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanlstmError(f"--out {out} is not an empty directory; choose another --out or pass --overwrite.")
+
+
+def _write_json(target: Path, data: dict[str, Any], overwrite: bool) -> None:
+    """Write ``data`` as indented JSON through a temp file, refusing an existing file unless ``overwrite``."""
+    from .checkpoint import atomic_write_bytes
+
+    if target.exists() and not overwrite:
+        raise GanlstmError(f"{target} already exists; pass --overwrite to replace it.")
+    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def predict_to_directory(
+    frames: str | Path,
+    steps: int,
+    *,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    truth: str | Path | None = None,
+    fmt: str = "png",
+    overwrite: bool = False,
+    device: str = "auto",
+    amp: str = "no",
+    limits: dict[str, int] | None = None,
+    anchor_decay: float | None = None,
+    output_size: str = "model",
+    reading: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
+
+    Writes the predicted frames numbered after the input (in the input's numbering: with a
+    training ``interval`` of n, each predicted frame is n input frames after the previous),
+    ``prediction.gif`` (observed then predicted, at the model's size; with ``truth``: truth |
+    prediction | |error|) and, with ``truth`` (the sequence that really followed), ``metrics.json``
+    with per-horizon MSE/MAE/PSNR/SSIM/sharpness of the written frames, and their ``output_size``
+    and ``model_size`` [H, W]. ``out`` defaults to :func:`default_output_dir` (beside the input, outside
+    its collection) and is marked as a ganlstm output folder, which collection readers skip.
+    The model predicts at its own size and channels; when the input's native ones differ, one
+    :class:`~ganlstm.resolution.ResolutionWarning` names the conversions and ``prediction.json``
+    records the shapes (C, H, W) and conversions. ``output_size="native"`` resizes the predicted
+    frames back (bilinear, float32) to the input's H x W; colour is never invented, so a grayscale
+    model's frames stay grayscale. PNG frames are written as the rollout streams out
+    (:data:`STREAM_CHUNK` at a time), so a long rollout's memory stays flat; the GIF shows at most
+    :data:`GIF_MAX_FRAMES` predicted frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``)
+    replaces the checkpoint's reading guards; ``anchor_decay`` the checkpoint's residual anchoring.
+    Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
+    ``prediction`` the prediction.json record, None when nothing was converted). ``reading``
+    replaces the checkpoint's reading options (``scaling``, ``interval``; ``size`` and ``channels``
+    must be the model's own).
+    """
+    from .data.frame_files import ResizeWarning, mark_output
+    from .data.fits_units import physical_units, write_fits_in_units
+    from .data.frame_writer import write_frames
+    from .data.frames import read_sequence
+    from .metrics import MetricAccumulator
+    from .rollout import iter_predict
+
+    if output_size not in OUTPUT_SIZES:
+        raise GanlstmError(f"output_size={output_size!r} is invalid; use one of {', '.join(OUTPUT_SIZES)}.")
+    frames = Path(frames)
+    out = Path(out) if out is not None else default_output_dir(frames)
+    _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
+    if limits:
+        predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
+    if reading:
+        predictor.frame_options = _reading_options(predictor, reading)
+    saturated = _saturation_warning(frames, predictor.frame_options)
+    if saturated:
+        warnings.warn(saturated, ResolutionWarning, stacklevel=2)
+    observed, report = predictor._read_reported(frames)  # (T, C, S, S) as the model reads it
+    message = report.message(output_size)
+    if message:  # one message, never silently
+        warnings.warn(message, ResolutionWarning, stacklevel=2)
+    short = predictor.short_context(len(observed)) if len(observed) < predictor.context else None
+    if short:
+        warnings.warn(short, ResolutionWarning, stacklevel=2)
+    out_hw = report.output_hw(output_size)  # (H, W) of the written frames
+    native = out_hw != tuple(observed.shape[-2:])
+    future = scored = None
+    if truth is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResizeWarning)  # read as the frames are, whose conversions were said
+            future = read_sequence(truth, predictor.frame_options)  # (K', C, S, S), for the GIF
+        if len(future) < steps:
+            raise GanlstmError(f"--truth {truth} has {len(future)} frames (after --interval) but {steps} are predicted; pass a longer truth or fewer --steps.")
+        future = future[:steps]
+        scored = torch.from_numpy(future)  # the truth the written frames are scored against: (K, C, H, W)
+        if native:
+            scored = torch.from_numpy(read_sequence(truth, dataclasses.replace(predictor.frame_options, size=None))[:steps])
+            if tuple(scored.shape[-2:]) != out_hw:
+                raise GanlstmError(f"--truth {truth} is {scored.shape[-2]}x{scored.shape[-1]} (H x W) but --frames are "
+                                   f"{out_hw[0]}x{out_hw[1]}; with --output-size native give the truth the input's size.")
+    out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "predictions")  # readers of a collection skip this folder, wherever it is
+    interval = predictor.frame_options.interval
+    first = len(observed) * interval  # input frames 0, n, 2n, ... were read; the next is at len * n
+    png = fmt in ("png", "png16")
+    keep_all = future is not None or not png  # metrics and the one-file formats (npy, fits) need every frame
+    every = -(-steps // GIF_MAX_FRAMES)  # the GIF shows every n-th predicted frame
+    kept, gif_pred, paths, done = [], [], [], 0
+    context = torch.from_numpy(observed[-predictor.context :])  # (J, C, H, W), as Predictor.predict warms up
+    for chunk in iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp):
+        chunk = chunk[0]  # (n, C, S, S) in [0, 1], on CPU
+        written = resize_frames(chunk, out_hw) if native else chunk  # (n, C, H, W)
+        if png:  # one file per frame, numbered in the input's numbering
+            paths += [p for i in range(len(written)) for p in write_frames(written[i : i + 1], out, fmt, first + (done + i) * interval, overwrite=overwrite)]
+        if keep_all:
+            kept.append(written)
+        gif_pred.append(chunk[(-done) % every :: every].clone())  # frames 0, every, 2*every, ...; a copy frees the chunk
+        done += len(chunk)
+    pred = torch.cat(kept) if keep_all else None  # (K, C, H, W)
+    if not png:
+        units = physical_units(frames, predictor.frame_options) if fmt == "fits" else None
+        if units is not None:  # a FITS input: written back in its own units, with its header
+            paths = [write_fits_in_units(pred.numpy(), out, first, units, overwrite=overwrite,
+                                         history=f"ganlstm predict: {steps} frames after {frames.name} from {predictor.checkpoint.get('path')}")]
+        else:
+            paths = write_frames(pred, out, fmt, first, overwrite=overwrite)
+    gif = save_comparison_gif(context, None if future is None else torch.from_numpy(future[::every]), torch.cat(gif_pred),
+                              out / "prediction.gif", overwrite=overwrite)
+    metrics = None
+    if scored is not None:
+        acc = MetricAccumulator()
+        acc.update(pred[None], scored[None])
+        per_horizon = {m: [float(v) for v in values] for m, values in acc.per_horizon().items()}
+        metrics = {"horizon": list(range(1, steps + 1)), **per_horizon, "mean": acc.summary(),
+                   "checkpoint": str(predictor.checkpoint.get("path")), "frames": str(frames), "truth": str(truth),
+                   "context": min(predictor.context, len(observed)),
+                   "output_size": list(out_hw), "model_size": list(report.model_shape[1:])}
+        _write_json(out / "metrics.json", metrics, overwrite)
+    record = report.record(output_size)
+    if short:
+        record["conversions"].append(f"warmed up on {len(observed)} observed frame(s), fewer than the {predictor.context} "
+                                     f"the model was trained on")
+    prediction = None
+    if record["conversions"]:  # what was done to the frames, beside them
+        prediction = {"frames": str(frames), "checkpoint": str(predictor.checkpoint.get("path")), **record}
+        _write_json(out / "prediction.json", prediction, overwrite)
+    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction}
+
+
+__all__ = ["predict_to_directory", "default_output_dir"]
