@@ -272,11 +272,12 @@ def evaluate_checkpoints(
     device: str = "auto",
     amp: str = "no",
     progress: bool = True,
+    stride: int | None = None,
 ) -> Evaluation:
     """``ganlstm evaluate``: the trivial baselines plus every checkpoint on the same windows of ``data``.
 
     Frames are read the way the checkpoints were trained (they must agree); ``split`` picks
-    the sequences (see :func:`select_split`).
+    the sequences (see :func:`select_split`); windows start every ``stride`` frames (default: the horizon).
     """
     from .device import configure_cpu
 
@@ -287,7 +288,7 @@ def evaluate_checkpoints(
     frames, opts = read_common_frames(data, models, ckpts, size)
     sequences, used = select_split(frames, data, ckpts, split)
     result = evaluate_models({**trivial_baselines(), **models}, [s for _, s in sequences], context, horizon,
-                             batch_size=batch_size, device=dev, amp=amp, progress=progress)
+                             batch_size=batch_size, device=dev, amp=amp, progress=progress, stride=stride)
     result.info = {"data": str(data), "split": used, "sequence_names": [n for n, _ in sequences],
                    "checkpoints": {name: c["path"] for name, c in zip(models, ckpts)}, "device": str(dev),
                    "frame_options": asdict(opts)}

@@ -35,7 +35,9 @@ METRIC_LABELS = {
     "sharpness": "sharpness (→1)",
 }
 
-LOG_SCALE = ("mse", "mae", "mse_pixel", "sharpness")  # plotted on log axes: errors and ratios span decades
+LOG_SCALE = ("mse", "mae")  # plotted on log axes: errors span decades (a diverging linear baseline)
+#: The plot's panels: per-pixel MSE is the per-frame MSE over a constant, so it gets no panel of its own.
+PLOTTED = ("mse", "mae", "psnr", "ssim", "sharpness")
 
 
 # ---------------------------------------------------------------- tables
@@ -98,7 +100,12 @@ def metrics_rows(result: Evaluation) -> list[dict]:
 
 
 def plot_metrics(result: Evaluation, path: str | Path, *, title: str = "") -> Path:
-    """One panel per metric against horizon, one line per model (trivial baselines dashed)."""
+    """One panel per metric against horizon, one line per model; the legend takes the sixth panel.
+
+    Trivial baselines (persistence, linear) are drawn last and dashed in black and grey with
+    markers, so a learned model that sits on top of one never hides it. Sharpness is on a linear
+    axis around its target 1.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -106,26 +113,32 @@ def plot_metrics(result: Evaluation, path: str | Path, *, title: str = "") -> Pa
 
     ks = np.arange(1, result.horizon + 1)
     ncol = 3
-    nrow = -(-len(METRICS) // ncol)
+    nrow = -(-(len(PLOTTED) + 1) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), dpi=110, squeeze=False)
+    learned = [m for m in result.models if m not in TRIVIAL_BASELINES]
+    trivial = [m for m in result.models if m in TRIVIAL_BASELINES]
+    marks = max(1, result.horizon // 10)  # a marker every few horizons
+    styles = {m: dict(color=f"C{i}", lw=1.8, ls="-", zorder=2) for i, m in enumerate(learned)}
+    styles.update({m: dict(color=("0.1", "0.55")[i % 2], lw=1.2, ls="--", marker="os"[i % 2], ms=3.5, markevery=marks,
+                           markerfacecolor="none", zorder=3) for i, m in enumerate(trivial)})
     try:
-        for ax, metric in zip(axes.flat, METRICS):
-            for i, model in enumerate(result.models):
-                trivial = model in TRIVIAL_BASELINES
-                ax.plot(ks, result.per_horizon[model][metric], label=model, color=f"C{i}", lw=1.2 if trivial else 1.8,
-                        ls="--" if trivial else "-", marker="o" if result.horizon == 1 else None)
-            if metric in LOG_SCALE:  # a diverging baseline (linear) must not flatten everyone else's curves
+        for ax, metric in zip(axes.flat, PLOTTED):
+            for model in learned + trivial:
+                ax.plot(ks, result.per_horizon[model][metric], label=model, **styles[model],
+                        **({"marker": "o"} if result.horizon == 1 else {}))
+            if metric in LOG_SCALE:
                 _log_axis(ax)
             if metric == "sharpness":
                 ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
             ax.set(title=METRIC_LABELS[metric], xlabel="horizon k (frames ahead)")
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(METRICS):]:
+        rest = list(axes.flat)[len(PLOTTED):]
+        for ax in rest:
             ax.axis("off")
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+        rest[0].legend(handles, labels, loc="center", frameon=False, title="model")
         fig.suptitle(title or f"j={result.context} observed -> k={result.horizon} predicted ({result.windows} windows)")
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.tight_layout()
         return _save_figure(fig, path)
     finally:
         plt.close(fig)
@@ -202,7 +215,10 @@ def check_outputs(out: str | Path, overwrite: bool, names: Sequence[str] = OUTPU
 
 def write_metrics(result: Evaluation, out: str | Path, *, overwrite: bool = False, title: str = "") -> dict[str, Path]:
     """Write ``metrics.csv``, ``metrics.json`` and ``metrics.png`` into ``out``; returns their paths."""
+    from .data.frame_files import mark_output
+
     out = check_outputs(out, overwrite)
+    mark_output(out, "evaluation metrics")  # a metrics.png here must never be read back as a frame
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["model", "horizon", "metric", "value"], lineterminator="\n")
     writer.writeheader()

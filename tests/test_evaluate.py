@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 
 import numpy as np
@@ -103,6 +104,12 @@ def test_evaluate_cli_on_a_tiny_checkpoint(checkpoint, collection, tmp_path, cap
                                  "--horizon", 2, "--out", out, "--device", "cpu", "--batch-size", 2], capsys)
     assert code == 0, err
     assert "persistence" in stdout and "linear" in stdout and "convlstm" in stdout and "split: test" in stdout
+    windows = json.loads((out / "metrics.json").read_text())["windows"]
+    assert re.search(rf"scored {windows} windows from \d+ of \d+ sequences \(split: test, a window every 2 frames\)", stdout), stdout
+    code, stdout, err = run_cli(["evaluate", "--checkpoint", checkpoint, "--data", collection, "--context", 3, "--horizon", 2,
+                                 "--stride", 1, "--out", tmp_path / "dense", "--device", "cpu"], capsys)
+    dense = json.loads((tmp_path / "dense" / "metrics.json").read_text())["windows"]
+    assert code == 0 and dense > windows and "a window every 1 frames" in stdout, stdout
     info = json.loads((out / "metrics.json").read_text())["info"]
     assert info["split"] == "test"
     assert info["sequence_names"] == json.loads((checkpoint / "split.json").read_text())["test"]
@@ -192,10 +199,13 @@ def test_evaluation_keeps_model_order_and_timing():
 
 
 def test_benchmark_quick_end_to_end(tmp_path, capsys):
+    """Four of the learned models (the others train in the same path in tests/test_model_cost.py; all eight take 20 s)."""
     out = tmp_path / "bench"
+    models = ("gan_lstm", "convlstm", "predrnn", "simvp")
     torch.set_num_threads(2)
     try:
-        code, stdout, err = run_cli(["benchmark", "--quick", "--out", out, "--device", "cpu", "--threads", 1], capsys)
+        code, stdout, err = run_cli(["benchmark", "--quick", "--out", out, "--device", "cpu", "--threads", 1,
+                                     "--models", ",".join(models), "--steps", 3], capsys)
         assert torch.get_num_threads() == 2  # --threads applies to the run only
     finally:
         torch.set_num_threads(1)  # the one_thread fixture's setting
@@ -205,17 +215,25 @@ def test_benchmark_quick_end_to_end(tmp_path, capsys):
     assert set(summary["results"]) == {"j10_k10", "j20_k30"}
     for task, k in (("j10_k10", 10), ("j20_k30", 30)):
         res = summary["results"][task]
-        assert list(res["per_horizon"]) == ["persistence", "linear", "gan_lstm", "convlstm", "predrnn"]
+        assert list(res["per_horizon"]) == ["persistence", "linear", *models]
         assert all(len(v["mse"]) == k for v in res["per_horizon"].values())
         assert all((out / task / f).is_file() for f in ("metrics.png", "metrics.csv", "examples.png"))
-    assert set(summary["train_seconds"]) == {"gan", "gan_lstm", "convlstm", "predrnn"}
+        # Size and speed of every model, measured in the run: in metrics.json, benchmark.json and tables.md.
+        assert json.loads((out / task / "metrics.json").read_text())["info"]["cost"] == summary["cost"]
+        cost = summary["cost"]["models"]  # measured once, at the training windows' j=10 -> k=10
+        assert list(cost) == list(res["per_horizon"]) and (summary["cost"]["context"], summary["cost"]["horizon"]) == (10, 10)
+        assert all(c["frames_per_second"] > 0 and len(c["seconds"]) == 3 for c in cost.values())
+        assert cost["gan_lstm"]["frozen_params"] > 0 and all(cost[m]["params"] > 0 < cost[m]["gflop_per_frame"] for m in models)
+    assert set(summary["train_seconds"]) == {"gan", *models}
     # The GAN prior trains with the shipped recipe's reader warm-up (on top of the shared forecasting steps) and latent cap.
     prior = json.loads((out / "runs" / "001-gan_lstm" / "config.json").read_text())
-    assert (prior["train"]["reader_warmup"], prior["train"]["model"]["latent_cap"], prior["run"]["max_steps"]) == (2, 1.0, 6)
-    assert prior["train"]["model"]["gan"]["latent_grid"] == 4
+    # --steps 3 replaces the spec's 4 forecasting steps for every model; the warm-up stays.
+    assert (prior["train"]["reader_warmup"], prior["train"]["model"]["latent_cap"], prior["run"]["max_steps"]) == (2, 1.0, 5)
+    assert prior["train"]["model"]["gan"]["latent_grid"] == 4 and summary["spec"]["forecaster_steps"] == 3
     baseline = json.loads((out / "runs" / "002-convlstm" / "config.json").read_text())
-    assert (baseline["train"]["reader_warmup"], baseline["train"]["model"]["latent_cap"], baseline["run"]["max_steps"]) == (0, 0.0, 4)
-    assert "k=30" in stdout and "| predrnn |" in (out / "tables.md").read_text()
+    assert (baseline["train"]["reader_warmup"], baseline["train"]["model"]["latent_cap"], baseline["run"]["max_steps"]) == (0, 0.0, 3)
+    assert "k=30" in stdout and "| predrnn |" in (out / "tables.md").read_text() and "GFLOP/frame" in stdout
+    assert "| simvp | " in (out / "tables.md").read_text().split("size and speed")[1]
     code, _, err = run_cli(["benchmark", "--quick", "--out", out], capsys)  # a second run refuses the non-empty directory
     assert code == 2 and "--overwrite" in err
 
@@ -247,3 +265,36 @@ def test_benchmark_on_a_fake_moving_mnist_file(tmp_path, capsys):
 def test_no_models_is_an_error():
     with pytest.raises(GanlstmError, match="no models"):
         evaluate_models({}, [torch.zeros(6, 1, S, S)], 2, 2)
+
+
+def test_the_metrics_plot_has_one_panel_per_distinct_metric_and_shows_persistence_on_top(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from ganlstm import results
+
+    seqs = moving_squares(3, 8)
+    ev = evaluate_models(trivial_baselines(), seqs, context=3, horizon=4, device="cpu")
+    figures = []
+    original = plt.subplots
+
+    def spy(*a, **k):
+        fig, axes = original(*a, **k)
+        figures.append(fig)
+        return fig, axes
+
+    plt.subplots = spy
+    try:
+        results.plot_metrics(ev, tmp_path / "m.png")
+    finally:
+        plt.subplots = original
+    (fig,) = figures
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "MSE ↓ (per pixel)" not in titles and len(titles) == len(set(titles)) == len(results.PLOTTED)
+    sharp = next(ax for ax in fig.axes if ax.get_title().startswith("sharpness"))
+    assert sharp.get_yscale() == "linear"
+    mse = next(ax for ax in fig.axes if ax.get_title().startswith("MSE"))
+    persistence = next(line for line in mse.get_lines() if line.get_label() == "persistence")
+    assert persistence.get_zorder() > 2 and persistence.get_marker() not in (None, "None", "")

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import click
 
-from ._options import existing
-
 from ..errors import GanlstmError
+from ._options import existing
 
 #: ganlstm.benchmark.LEARNED_MODELS, spelled out so that `ganlstm --help` does not import torch (tests/test_model_cost.py checks it).
 BENCHMARK_MODELS = "gan_lstm,convlstm,predrnn,convgru,trajgru,e3dlstm,mim,simvp"
@@ -24,15 +23,16 @@ BENCHMARK_MODELS = "gan_lstm,convlstm,predrnn,convgru,trajgru,e3dlstm,mim,simvp"
               help="test: the checkpoints' recorded test sequences; all: every sequence of --data; "
                    "auto: test if --data is the collection they were trained on, else all.")
 @click.option("--size", type=click.IntRange(4), help="Resize frames (only without --checkpoint; checkpoints fix the size).")
+@click.option("--stride", type=click.IntRange(1), help="Frames between window starts (default: --horizon, so no frame is a target twice).")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace existing metrics files in --out.")
-def evaluate(checkpoints, data, context, horizon, out, split, size, batch_size, device, amp, overwrite) -> None:
+def evaluate(checkpoints, data, context, horizon, out, split, size, stride, batch_size, device, amp, overwrite) -> None:
     """Compare models on the same windows: per-horizon MSE/MAE/PSNR/SSIM/sharpness.
 
     Every model predicts K frames from J observed ones on every window (windows start every
-    K frames). Writes OUT/metrics.csv (model, horizon, metric, value), OUT/metrics.json and
+    --stride frames, by default K). It says how many sequences and windows it scored. Writes OUT/metrics.csv (model, horizon, metric, value), OUT/metrics.json and
     OUT/metrics.png, and prints horizons 1, K/2, K and the mean.
     """
     from ..evaluation import evaluate_checkpoints, persistence_warnings
@@ -43,9 +43,14 @@ def evaluate(checkpoints, data, context, horizon, out, split, size, batch_size, 
         raise GanlstmError(f"--out {out} is inside --data {data}; choose another --out (or pass --overwrite).")
     check_outputs(out, overwrite)  # before minutes of work
     result = evaluate_checkpoints(checkpoints, data, context, horizon, split=split, size=size, batch_size=batch_size,
-                                  device=device, amp=amp)
+                                  device=device, amp=amp, stride=stride)
     paths = write_metrics(result, out, overwrite=overwrite)
-    click.echo(format_table(result) + f"\n(split: {result.info['split']}, {len(result.info['sequence_names'])} sequences)")
+    held = len(result.info["sequence_names"])
+    short = held - result.sequences
+    click.echo(format_table(result))
+    click.echo(f"scored {result.windows} windows from {result.sequences} of {held} sequences (split: {result.info['split']}, "
+               f"a window every {stride or horizon} frames)"
+               + (f"; {short} sequence(s) shorter than {context} + {horizon} frames gave no window" if short else ""))
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
     for line in persistence_warnings(result):
         click.echo(line, err=True)
