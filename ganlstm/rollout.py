@@ -30,27 +30,40 @@ from .device import autocast
 from .pixel_range import to_model_range, to_unit_range
 
 
-def _closed_loop(
+def _stream(
     model: nn.Module,
-    state: Any,
-    out: Tensor,
+    context: Tensor,
     steps: int,
     teacher: Tensor | None,
     sampling_p: float,
     generator: torch.Generator | None,
-) -> Iterator[tuple[Tensor, Any]]:
-    """Yield ``steps`` further outputs after ``out``; ``teacher[:, i]`` is the truth for the i-th yielded input."""
+) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """Yield ``(output, frame or None)`` for horizons 1 .. ``steps``; ``teacher[:, i]`` is the truth after the i-th.
+
+    A model that ``draws_while_rolling`` (the GAN prior with pixel feedback) renders each output
+    once, through ``frame_of``, and the same frame is both what the rollout returns and what the
+    next closed-loop step reads back: one generator call per predicted frame. Other models render
+    their outputs afterwards, many at a time (:func:`render_all`).
+    """
+    draw = getattr(model, "draws_while_rolling", False)
+    out, state = warm_up(model, context)
     for i in range(steps):
-        frame = None  # closed loop: the model continues from its own prediction
+        frame = None
+        if draw:
+            frame, state = model.frame_of(out, state)  # (B, C, H, W), remembered in the state for the next step
+        yield out, frame
+        if i == steps - 1:
+            return
+        step_input = None  # closed loop: the model continues from its own prediction
         if teacher is not None and sampling_p > 0:
             truth = teacher[:, i]
             if sampling_p >= 1:
-                frame = truth
+                step_input = truth
             else:
                 coin = torch.rand(truth.shape[0], 1, 1, 1, device=truth.device, generator=generator)  # no host sync
-                frame = torch.where(coin < sampling_p, truth, model.render(out).to(truth.dtype))
-        out, state = model.step(frame, state)
-        yield out, state
+                drawn = frame if frame is not None else model.render(out)
+                step_input = torch.where(coin < sampling_p, truth, drawn.to(truth.dtype))
+        out, state = model.step(step_input, state)
 
 
 def warm_up(model: nn.Module, context: Tensor) -> tuple[Tensor, Any]:
@@ -74,8 +87,29 @@ def rollout(
     ``teacher`` (B, K, C, H, W) holds the true future; with ``sampling_p`` > 0 each
     closed-loop input is the truth with that probability (per sample), else the prediction.
     """
-    outs = rollout_outputs(model, context, horizon, teacher=teacher, sampling_p=sampling_p, generator=generator)
-    return render_all(model, outs)
+    return rollout_with_outputs(model, context, horizon, teacher=teacher, sampling_p=sampling_p, generator=generator)[1]
+
+
+def rollout_with_outputs(
+    model: nn.Module,
+    context: Tensor,
+    horizon: int,
+    *,
+    teacher: Tensor | None = None,
+    sampling_p: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`rollout`'s outputs (B, K, *out) (latents for the GAN prior) and frames (B, K, C, H, W), each drawn once."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    outs, frames = [], []
+    for out, frame in _stream(model, context, horizon, teacher, sampling_p, generator):
+        outs.append(out)
+        frames.append(frame)
+    outs_t = torch.stack(outs, dim=1)  # (B, K, *out)
+    if frames[0] is None:
+        return outs_t, render_all(model, outs_t)
+    return outs_t, torch.stack(frames, dim=1)  # (B, K, C, H, W)
 
 
 def rollout_outputs(
@@ -90,12 +124,7 @@ def rollout_outputs(
     """:func:`rollout` before rendering: the model's native outputs (B, K, *out), e.g. latents for the GAN prior."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
-    out, state = warm_up(model, context)
-    outs = out.new_empty((out.shape[0], horizon, *out.shape[1:]))  # (B, K, *out)
-    outs[:, 0] = out
-    for k, (out, state) in enumerate(_closed_loop(model, state, out, horizon - 1, teacher, sampling_p, generator), start=1):
-        outs[:, k] = out
-    return outs
+    return torch.stack([out for out, _ in _stream(model, context, horizon, teacher, sampling_p, generator)], dim=1)
 
 
 #: Frames per render call on CPU. The generator's activations for a whole rollout at once (64 x 30
@@ -146,24 +175,20 @@ def iter_predict(model: nn.Module, frames01: Tensor, steps: int, *, chunk: int =
     model.eval()
     try:
         with torch.inference_mode(), autocast(device, amp):
-            out, state = warm_up(model, x)
+            stream = _stream(model, x, steps, None, 0.0, None)
             anchor = model.anchor(x)  # (residual (B, C, H, W), decay) or None
             done = 0
-            stream = _closed_loop(model, state, out, steps - 1, None, 0.0, None)
-            buf = out.new_empty((out.shape[0], min(chunk, steps), *out.shape[1:]))  # (B, chunk, *out), reused by every chunk
             while done < steps:
                 n = min(chunk, steps - done)
-                buf[:, 0] = out
-                for j in range(1, n):
-                    out, _ = next(stream)
-                    buf[:, j] = out
-                frames = render_all(model, buf[:, :n]).float()  # (B, n, C, H, W): a new tensor, buf is not exposed
+                outs, drawn = zip(*(next(stream) for _ in range(n)))
+                if drawn[0] is None:
+                    frames = render_all(model, torch.stack(outs, dim=1)).float()  # (B, n, C, H, W)
+                else:
+                    frames = torch.stack(drawn, dim=1).float()  # drawn inside the loop, once each
                 if anchor is not None:
                     frames = add_anchor(frames, *anchor, start=done)
                 done += n
                 yield to_unit_range(frames).cpu()
-                if done < steps:
-                    out, _ = next(stream)
     finally:
         model.train(was_training)
 

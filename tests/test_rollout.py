@@ -82,3 +82,29 @@ def test_scheduled_sampling_is_reproducible_under_a_seed():
         with torch.no_grad():
             runs.append(rollout(model, frames[:, :3], 3, teacher=frames[:, 3:], sampling_p=0.5))
     assert torch.equal(runs[0], runs[1])
+
+
+def _count_frames(module: torch.nn.Module) -> dict:
+    """Count the frames (batch entries) that go through ``module``'s forward."""
+    seen = {"frames": 0}
+    module.register_forward_pre_hook(lambda _m, args: seen.__setitem__("frames", seen["frames"] + args[0].shape[0]))
+    return seen
+
+
+@pytest.mark.parametrize("feedback", ["latent", "pixels"])
+def test_a_k_frame_prediction_decodes_and_re_encodes_each_frame_at_most_once(feedback):
+    b, j, k = 2, 4, 9
+    model = _model(feedback)
+    model.set_anchor_decay(0.5)  # the anchor costs one more decode and encode, of the last observed frame
+    reference = predict(model, _frames(b, j), k)
+    decoded, encoded = _count_frames(model.generator), _count_frames(model.encoder)
+    counted = predict(model, _frames(b, j), k)
+    assert torch.allclose(counted, reference, atol=1e-5), "counting changed the prediction"
+    # Per sample: G draws each predicted frame once (k) plus the anchor's reading (1); the encoder reads
+    # the j observed frames, each drawn frame fed back (k - 1 with pixel feedback) and the anchor's frame (1).
+    fed_back = k - 1 if feedback == "pixels" else 0
+    assert decoded["frames"] == b * (k + 1) and encoded["frames"] == b * (j + fed_back + 1), (decoded, encoded)
+    for chunked in (1, 4):  # streaming in chunks does not draw anything twice either
+        decoded["frames"] = encoded["frames"] = 0
+        torch.cat(list(iter_predict(model, _frames(b, j), k, chunk=chunked)), dim=1)
+        assert decoded["frames"] == b * (k + 1) and encoded["frames"] == b * (j + fed_back + 1), (chunked, decoded, encoded)

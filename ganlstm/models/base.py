@@ -51,6 +51,14 @@ class Forecaster(nn.Module):
         """Outputs (N, ...) -> frames (N, C, H, W) in [-1, 1]."""
         return out
 
+    #: True when the model draws each output inside the rollout (``frame_of``) and reads that drawing back;
+    #: the engine then keeps those frames instead of rendering the outputs again at the end.
+    draws_while_rolling: bool = False
+
+    def frame_of(self, out: Tensor, state: State) -> tuple[Tensor, State]:
+        """The frame (B, C, H, W) of the latest output, and the state (which may keep it for the next step)."""
+        return self.render(out), state
+
     def observe(self, context: Tensor) -> tuple[Tensor, State]:
         """Feed the context (B, J, C, H, W) in [-1, 1] a frame at a time; return the first prediction and the state.
 

@@ -100,8 +100,9 @@ FEEDBACK_MODES = ("latent", "pixels")
 CELLS = {"convlstm": ConvLSTM, "convgru": ConvGRU}  # the dynamics model between reading and drawing
 READER_BATCH = 64  # frames per reader warm-up step, drawn from the batch's windows
 
-# (per-layer state at 8x8: (h, c) for the ConvLSTM, h for the ConvGRU; latent of the latest step (B, nz))
-GanLstmState = tuple[list[LayerState | Tensor], Tensor | None]
+# (per-layer state at 8x8: (h, c) for the ConvLSTM, h for the ConvGRU; latent of the latest step (B, nz);
+#  G's drawing of that latent (B, C, S, S) when the rollout already made it (pixel feedback), else None)
+GanLstmState = tuple[list[LayerState | Tensor], Tensor | None, Tensor | None]
 
 
 @register("gan_lstm")
@@ -191,11 +192,21 @@ class GanLstm(Forecaster):
 
     def init_state(self, batch: int, device: torch.device) -> GanLstmState:
         dtype = self.generator.net[0].weight.dtype
-        return self.lstm.init_state(batch, FEATURE_SIZE, FEATURE_SIZE, device, dtype), None
+        return self.lstm.init_state(batch, FEATURE_SIZE, FEATURE_SIZE, device, dtype), None, None
+
+    @property
+    def draws_while_rolling(self) -> bool:
+        """Pixel feedback reads each prediction back through G anyway: the rollout keeps that drawing (one decode per frame)."""
+        return self.lift is None
+
+    def frame_of(self, z: Tensor, state: GanLstmState) -> tuple[Tensor, GanLstmState]:
+        """G's frame (B, C, S, S) for the latest output ``z`` (B, nz), and the state that remembers it for the next step."""
+        frame = self.generator(z)
+        return frame, (state[0], state[1], frame)
 
     def step(self, frame: Tensor | None, state: GanLstmState) -> tuple[Tensor, GanLstmState]:
         """frame (B, C, S, S) in [-1, 1], or None to continue from the last prediction -> next latent (B, nz)."""
-        layers, z_last = state
+        layers, z_last, drawn = state
         if frame is not None:
             feat = self.encoder(frame)  # (B, F, 8, 8)
             z_in = self.read(feat)  # (B, nz): a fresh reading
@@ -203,10 +214,13 @@ class GanLstm(Forecaster):
             raise ValueError("gan_lstm: the first step needs an observed frame (got None before any prediction)")
         else:
             z_in = z_last  # (B, nz)
-            feat = self.lift(z_in) if self.lift is not None else self.encoder(self.generator(z_in))  # (B, F, 8, 8)
+            if self.lift is not None:
+                feat = self.lift(z_in)  # (B, F, 8, 8)
+            else:  # pixel feedback: read back G's drawing of the last prediction (drawn once, by frame_of)
+                feat = self.encoder(drawn if drawn is not None else self.generator(z_in))
         top, layers = self.lstm(feat, layers)  # (B, hid[-1], 8, 8)
         z_next = self.cap(z_in + self.head(top))  # (B, nz)
-        return z_next, (layers, z_next)
+        return z_next, (layers, z_next, None)
 
     def set_anchor_decay(self, decay: float) -> None:
         """Turn residual anchoring on (0 < decay <= 1) or off (0); see :meth:`anchor`."""
@@ -263,13 +277,14 @@ class GanLstm(Forecaster):
         ``reader_only`` (the reader warm-up): only ``G(read(E(x))) ~ x`` on :data:`READER_BATCH`
         single frames of the windows, the amortised inversion that every forecast starts from.
         """
-        from ..rollout import render_all, rollout_outputs
+        from ..rollout import rollout_with_outputs
 
         if reader_only:
             return self.reader_loss(torch.cat([context, target], 1).flatten(0, 1), alpha=alpha, bright_weight=bright_weight)
 
-        pred_z = rollout_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)  # (B, K, nz)
-        pred = render_all(self, pred_z)  # (B, K, C, H, W) in [-1, 1]: one generator call
+        # (B, K, nz) and (B, K, C, H, W) in [-1, 1]: each latent drawn once
+        _, pred = rollout_with_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target),
+                                            sampling_p=sampling_p)
         pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, gdl_weight=gdl_weight)
         losses = {"pixel": pixel}
         total = pixel
