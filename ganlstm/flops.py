@@ -19,6 +19,26 @@ from torch.utils.flop_counter import FlopCounterMode
 from .models.base import Forecaster
 
 
+def _cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+#: torch's counter knows the fused attention kernels of CUDA but not the CPU one (torch 2.13), which
+#: ``scaled_dot_product_attention`` (E3D-LSTM's recall gate) runs on a CPU: counted like the others.
+_FUSED_ATTENTION = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flop,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flop,
+}
+
+
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters (those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -36,7 +56,7 @@ def count_flops(model: Forecaster, context: int | Tensor = 10, horizon: int = 10
     if isinstance(context, int):
         cfg = model.cfg
         context = torch.zeros(1, context, cfg.channels, cfg.image_size, cfg.image_size, device=model_device(model))
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_FUSED_ATTENTION)
     was_training = model.training
     model.eval()
     try:

@@ -96,3 +96,11 @@ def test_the_graph_sees_function_level_and_relative_imports():
     assert "ganlstm.rollout" in graph["ganlstm.models.base"]  # a relative, module-level import
     assert "ganlstm.data.frames" in graph["ganlstm.resolution"]  # a function-level import
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_house_map_lists_every_module():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(PACKAGE.parent / "benchmarks" / "house_map.py"), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
