@@ -22,7 +22,6 @@ import hashlib
 import math
 import os
 import pickle
-import random
 import re
 import tempfile
 import zipfile
@@ -30,10 +29,9 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-import numpy as np
 import torch
 
-from .checkpoint_checks import check_layout, check_rng_state, malformed, numpy_state
+from .checkpoint_checks import check_layout
 from .errors import GanlstmError
 from .version import __version__
 
@@ -167,52 +165,6 @@ def _verify_checksum(ckpt: dict, path: Path) -> None:
         )
 
 
-def rng_state() -> dict:
-    """Every RNG the training loop touches, as tensors and primitives."""
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "python": _python_rng_to_primitives(random.getstate()),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict, path: str | Path = "checkpoint") -> None:
-    """Restore what :func:`rng_state` captured; a malformed state is refused before any generator changes.
-
-    ``path`` names the file in the error. A generator that still refuses a checked state leaves all of
-    them as they were.
-    """
-    check_rng_state(state, path)
-    missing = [k for k in ("torch", "numpy", "python") if k not in state]
-    if missing:
-        raise malformed(path, f"its rng has no {', '.join(missing)} state")
-    before = rng_state()
-    try:
-        torch.set_rng_state(state["torch"])
-        np.random.set_state(numpy_state(state["numpy"]))
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-    except (TypeError, ValueError, RuntimeError, OverflowError, IndexError) as e:
-        set_rng_state(before)
-        raise malformed(path, f"its rng state was refused: {_error_name(e)}") from None
-
-
-def _python_rng_to_primitives(s: tuple) -> list:
-    version, internal, gauss = s
-    return [version, list(internal), gauss]
-
-
 def save_checkpoint(
     path: str | Path,
     *,
@@ -281,7 +233,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None, map_location: 
         ) from None
     except Exception as e:  # noqa: BLE001 - damaged bytes make torch raise anything (RuntimeError, EOFError, KeyError, ...)
         raise GanlstmError(
-            f"checkpoint {path} is corrupt or truncated and cannot be read ({_error_name(e)}); "
+            f"checkpoint {path} is corrupt or truncated and cannot be read ({error_name(e)}); "
             f"use another copy, e.g. the run's last.pt or best.pt."
         ) from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "kind" not in ckpt:
@@ -399,7 +351,7 @@ def _unpickling_detail(e: BaseException) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", lines[0] if lines else _first_line(e))[:200]
 
 
-def _error_name(e: BaseException) -> str:
+def error_name(e: BaseException) -> str:
     """``RuntimeError: first line`` or just the type name for an exception without a message."""
     line = _first_line(e)
     return f"{type(e).__name__}: {line}" if line else type(e).__name__

@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -213,12 +214,20 @@ class FitState:
 
 def run_fit(cfg: FitConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole pipeline into ``cfg.out``; returns the report's facts (see module docstring)."""
-    from .device import torch_threads
-
     if not cfg.data or not cfg.out:
         raise GanlstmError("fit needs --data (your frames) and --out (a directory for the runs and the report).")
     if cfg.budget <= 0:
         raise GanlstmError(f"--budget {cfg.budget} minutes is not positive; pass e.g. --budget 45m.")
+    from .data.frame_files import ResizeWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResizeWarning)  # the plan's notes say what resizing does, once
+        return _run_fit(cfg, overwrite)
+
+
+def _run_fit(cfg: FitConfig, overwrite: bool) -> dict[str, Any]:
+    from .device import torch_threads
+
     out = Path(cfg.out)
     plan = inspect_data(cfg)  # before anything is written: bad data leaves nothing behind
     state = FitState(out, cfg, overwrite)

@@ -7,7 +7,11 @@ ConvLSTM, a couple of steps, no validation (so no projection metric to wait for)
 from __future__ import annotations
 
 import builtins
+import contextlib
 import pickle
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,3 +118,69 @@ def write_bomb(real_checkpoint: Path, path: Path, marker: Path, fmt: str = "torc
         else:
             torch.save(payload, f, pickle_module=pickle, _use_new_zipfile_serialization=(fmt == "torch-zip"))
     return path
+
+
+# ---------------------------------------------------------------- decompression bombs
+
+
+def npz_bomb(path: Path, shape: tuple[int, ...]) -> Path:
+    """An .npz whose one member is ``shape`` uint8 zeros, deflated (about 1000:1), written without holding them in memory."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    zeros = bytes(2**20)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("frames.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            left = int(np.prod(shape))
+            while left:
+                f.write(zeros[: min(left, len(zeros))])
+                left -= min(left, len(zeros))
+    return path
+
+
+def fits_gz_bomb(path: Path, shape_fits_order: tuple[int, ...]) -> Path:
+    """A .fits.gz of uint8 zeros (BITPIX 8) of that shape (NAXIS1 fastest)."""
+    import gzip
+    import math
+
+    cards = ["SIMPLE  =                    T", "BITPIX  =                    8", f"NAXIS   = {len(shape_fits_order):>20}"]
+    cards += [f"NAXIS{i + 1:<3}= {n:>20}" for i, n in enumerate(shape_fits_order)] + ["END"]
+    block = "".join(c.ljust(80) for c in cards).ljust(2880).encode()
+    size = math.prod(shape_fits_order)
+    with gzip.open(path, "wb", compresslevel=6) as g:
+        g.write(block)
+        for start in range(0, size, 2**20):
+            g.write(bytes(min(2**20, size - start)))
+        g.write(bytes(-size % 2880))
+    return path
+
+
+# ---------------------------------------------------------------- time bounds
+
+
+class CaseTimeout(BaseException):
+    """A case ran past its time bound; a BaseException, so no error guard in ganlstm (``except Exception``) can swallow it."""
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float) -> Iterator[None]:
+    """Raise :class:`CaseTimeout` in the block after ``seconds`` (SIGALRM), keeping pytest-timeout's own alarm."""
+    def expire(signum, frame):
+        raise CaseTimeout(f"ran past its time bound of {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    remaining, interval = signal.getitimer(signal.ITIMER_REAL)  # pytest-timeout's alarm, if armed
+    t0 = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, remaining) if remaining else seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if remaining:
+            signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - t0), 1e-3), interval)

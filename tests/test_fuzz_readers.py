@@ -9,9 +9,11 @@ values at the edge of float range -- must end in one of two ways:
 * a float32 (T, C, H, W) array, finite and in [0, 1], holding *every* frame of the input
   (a reader that silently drops the frames it could not decode loses data).
 
-Each example has a hypothesis ``deadline`` (a hang or a runaway decode fails it), header-only
-files must be refused before their pixels are allocated (checked with ``tracemalloc``), and
-the module has a hard pytest timeout. Examples are derandomized so CI sees the same cases every run.
+Each example has a hypothesis ``deadline`` and every read a hard time bound (:func:`time_bound`, an
+interval timer that stops a runaway decode mid-way and fails the case), header-only files must be
+refused before their pixels are allocated (checked with ``tracemalloc``), decompression bombs within
+``max_pixels``/``max_frames`` must be refused or read within the read's memory bound, and the module
+has a hard pytest timeout. Examples are derandomized so CI sees the same cases every run.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from PIL import Image
 from ganlstm.config import FrameOptions
 from ganlstm.data.frames import read_collection, read_sequence
 from ganlstm.errors import GanlstmError
+from reliability_helpers import time_bound
 
 fits = pytest.importorskip("astropy.io.fits")
 
@@ -53,12 +56,16 @@ MAGICS = (b"\x89PNG\r\n\x1a\n", b"GIF89a", b"GIF87a", b"\x93NUMPY\x01\x00", b"PK
           b"BM", b"\xff\xd8\xff", b"SIMPLE  =                    T", b"\x1f\x8b")
 
 
+# Hard bound on one read, on top of hypothesis's deadline (which only judges an example after it returns).
+CASE_SECONDS = 10.0
+
+
 # ---------------------------------------------------------------- helpers
 
 
 def outcome(target: Path, opts: FrameOptions | None = None, *, collection: bool = False) -> np.ndarray | GanlstmError:
-    """Read ``target``; return the array or the GanlstmError. Any other exception fails the test."""
-    with warnings.catch_warnings():
+    """Read ``target`` within :data:`CASE_SECONDS`; return the array or the GanlstmError. Any other exception fails the test."""
+    with warnings.catch_warnings(), time_bound(CASE_SECONDS):
         warnings.simplefilter("ignore")
         try:
             if collection:
@@ -295,3 +302,75 @@ def test_non_finite_pixels_are_refused_in_every_float_container(tmp_path, contai
             Image.fromarray(frame, mode="F").save(target / f"f{t}.tif")
     with pytest.raises(GanlstmError, match=r"NaN/Inf"):
         read_sequence(target)
+
+
+# ---------------------------------------------------------------- multi-page files, decompression bombs
+
+
+@SMALL
+@given(kind=st.sampled_from(["tif", "gif"]), sides=st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), min_size=2, max_size=4),
+       size=st.sampled_from([None, 8]))
+@example(kind="tif", sides=[(8, 8), (30, 20)], size=None)  # a second page of another size
+def test_multi_page_files_with_unequal_pages_are_refused_or_read_whole(kind, sides, size):
+    frames = [np.random.default_rng(i).integers(0, 256, hw, dtype=np.uint8) for i, hw in enumerate(sides)]
+    images = [Image.fromarray(f) for f in frames]
+    with TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"pages.{kind}"
+        images[0].save(path, save_all=True, append_images=images[1:])
+        result = outcome(path, FrameOptions(size=size))
+    if kind == "tif" and size is None and len(set(sides)) > 1:
+        assert isinstance(result, GanlstmError) and "pass --size" in str(result), result  # never squashed silently
+    if not isinstance(result, GanlstmError):
+        assert_valid_frames(result, frames=len(sides))
+
+
+BOMB_BOUND = 32 * 2**20  # the read bound the bombs run under (GANLSTM_MAX_READ_BYTES), so they stay cheap to build
+
+
+def bomb(kind: str, frames: int, side: int, folder: Path) -> Path:
+    """``frames`` frames of ``side`` x ``side`` zeros, compressed as ``kind``: tiny files that expand within max_pixels."""
+    from reliability_helpers import fits_gz_bomb, npz_bomb
+
+    if kind == "npz":
+        return npz_bomb(folder / "b.npz", (frames, side, side))
+    if kind == "fits.gz":
+        return fits_gz_bomb(folder / "b.fits.gz", (side, side, frames))
+    images = []
+    for i in range(frames):  # blank but for one pixel, so that no encoder merges identical frames
+        im = Image.new("L", (side, side))
+        im.putpixel((i % side, 0), 255)
+        images.append(im)
+    if kind == "png":  # a frame directory of blank PNGs
+        (folder / "frames").mkdir()
+        for i, im in enumerate(images):
+            im.save(folder / "frames" / f"f{i:03d}.png")
+        return folder / "frames"
+    path = folder / f"b.{kind}"
+    extra = {"compression": "tiff_deflate"} if kind == "tif" else {}
+    images[0].save(path, save_all=True, append_images=images[1:], **extra)
+    return path
+
+
+@settings(FUZZ, max_examples=24, deadline=None)  # time_bound() bounds each read; building a bomb takes its own time
+@given(kind=st.sampled_from(["npz", "fits.gz", "png", "tif", "gif"]), frames=st.integers(1, 64),
+       side=st.sampled_from([64, 256, 512, 1024, 2048]), size=st.sampled_from([None, 16]))
+@example(kind="npz", frames=64, side=1024, size=None)  # 64 MiB of zeros in ~64 KB, 256 MiB as float32
+@example(kind="fits.gz", frames=40, side=1024, size=16)  # small result, but the cube is decompressed whole
+def test_decompression_bombs_within_the_limits_are_refused_or_read_within_the_bound(kind, frames, side, size):
+    from unittest import mock
+
+    if kind in ("png", "gif", "tif"):
+        frames = min(frames, 6 if side >= 1024 else 16)  # Pillow encodes every frame: keep building cheap
+    with mock.patch.dict("os.environ", {"GANLSTM_MAX_READ_BYTES": str(BOMB_BOUND)}), TemporaryDirectory() as tmp:
+        target = bomb(kind, frames, side, Path(tmp))
+        tracemalloc.start()
+        try:
+            result = outcome(target, FrameOptions(size=size))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # The bound covers the result and a whole decompressed array; one frame's conversion temporaries come on top
+    # (RGBA -> float32 -> gray: at most ~40 bytes a pixel, bounded by max_pixels).
+    assert peak < 2 * BOMB_BOUND + 40 * side * side, f"{kind} of {frames} x {side}^2: the read peaked at {peak / 2**20:.0f} MiB"
+    if not isinstance(result, GanlstmError):
+        assert_valid_frames(result, frames=frames)

@@ -114,7 +114,8 @@ def test_cli_predict_with_and_without_truth(setup, tmp_path, capsys):
     write_frames(seq[8:], future, start_index=8)
     out = tmp_path / "pred"
     main(["predict", "--frames", str(observed), "--steps", "3", "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu"])
-    assert sorted(f.name for f in out.iterdir()) == ["frame_0008.png", "frame_0009.png", "frame_0010.png", "prediction.gif"]
+    # .ganlstm-output marks the folder as ganlstm's, so collection readers never take it for data
+    assert sorted(f.name for f in out.iterdir()) == [".ganlstm-output", "frame_0008.png", "frame_0009.png", "frame_0010.png", "prediction.gif"]
     written = read_sequence(out, FrameOptions(scaling="fixed"))  # 8-bit values / 255, no stretch
     np.testing.assert_allclose(written, p.predict(p.read(observed), 3), atol=0.5 / 255 + 1e-6)
     assert Image.open(out / "prediction.gif").size == (128, 128)  # one panel, enlarged 8x
@@ -123,7 +124,7 @@ def test_cli_predict_with_and_without_truth(setup, tmp_path, capsys):
     out2 = tmp_path / "pred_truth"
     main(["predict", "--frames", str(observed), "--steps", "3", "--checkpoint", str(ckpt), "--out", str(out2),
           "--truth", str(future), "--format", "npy", "--amp", "no"])
-    assert sorted(f.name for f in out2.iterdir()) == ["frame_0008-0010.npy", "metrics.json", "prediction.gif"]
+    assert sorted(f.name for f in out2.iterdir()) == [".ganlstm-output", "frame_0008-0010.npy", "metrics.json", "prediction.gif"]
     metrics = json.loads((out2 / "metrics.json").read_text())
     assert metrics["horizon"] == [1, 2, 3]
     for name in ("mse", "mae", "psnr", "ssim", "sharpness"):

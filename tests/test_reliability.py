@@ -3,15 +3,18 @@
 * **Crash safety** (``slow``, still run in CI): ``ganlstm train-gan`` and then ``ganlstm
   train-encoder`` (on the generator that survived the first chaos run) are started in
   subprocesses on 16 px simulated mergers with ``--save-every 1`` and interrupted on a seeded
-  schedule: SIGKILL a random moment after a random number of checkpoint writes, SIGKILL the
+  schedule: SIGKILL during start-up (before any checkpoint) and the instant the first
+  checkpoint's temp file appears (both leave nothing to resume: the original command runs
+  again), SIGKILL a random moment after a random number of checkpoint writes, SIGKILL the
   instant a checkpoint's temp file appears (i.e. during ``torch.save``), SIGINT / SIGTERM right
   after an epoch-end save with ``--save-every 0`` (so only the signal handler can have written the
-  next ``last.pt``), and ``--resume last`` after each. After every fault the run directory is
+  next ``last.pt``), and ``--resume last`` after each. After every fault the run directories are
   audited: every ``.pt`` loads with ``weights_only``, ``config.json``/``split.json`` parse,
   ``log.csv``/``metrics.csv`` parse with strictly increasing steps, samples decode, and no
   ``last.pt`` step ever goes backwards. Each resume must start from the step of the ``last.pt``
-  the fault left, and the run must end at its step budget with no temp file left over. The
-  tally is printed and quoted in ``docs/reliability.md``.
+  the fault left, and the run must end at its step budget with no temp file left over, its final
+  ``last.pt`` bit-identical to an uninterrupted run of the same command. The tally is printed and
+  quoted in ``docs/reliability.md``.
 * **Divergence**: a NaN (stage one) or Inf (stage two) batch is slipped into the training set;
   training stops with an error naming the step, ``last.pt`` is left as it was, and
   ``--skip-nonfinite`` drops exactly that batch and finishes.

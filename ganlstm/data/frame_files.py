@@ -1,5 +1,11 @@
 """Which files hold frames: the extensions the readers accept, natural sort order, the entries of a
-directory that count (hidden ones do not), and the one-sentence errors for paths that hold none."""
+directory that count (hidden ones do not, nor folders ganlstm wrote), and the one-sentence errors for
+paths that hold none.
+
+Every folder ganlstm writes predictions, evaluations, reports or demo outputs into carries the
+marker file :data:`OUTPUT_MARKER` (:func:`mark_output`); a collection's reader skips such a folder
+(:func:`is_ganlstm_output`), so a prediction written beside the data is never read back as data.
+"""
 from __future__ import annotations
 
 import re
@@ -15,6 +21,35 @@ ANIMATION_EXTENSIONS = (".gif",)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv")
 SUPPORTED_EXTENSIONS = IMAGE_EXTENSIONS + FITS_EXTENSIONS + ARRAY_EXTENSIONS + ANIMATION_EXTENSIONS + VIDEO_EXTENSIONS
 """Every file extension the readers accept (lower case; matching ignores case)."""
+
+
+OUTPUT_MARKER = ".ganlstm-output"
+"""The file that marks a folder ganlstm wrote outputs into (hidden, so it is never read as a frame)."""
+
+
+class ReaderWarning(UserWarning):
+    """A reader changed or dropped something the caller should know about (said once per read)."""
+
+
+class ResizeWarning(ReaderWarning):
+    """``size`` squashed non-square frames to square, or resized frames of mixed sizes alike."""
+
+
+class SkippedOutputWarning(ReaderWarning):
+    """A collection's reader skipped folders that ganlstm wrote (they hold :data:`OUTPUT_MARKER`)."""
+
+
+def mark_output(directory: Path, what: str) -> None:
+    """Mark ``directory`` as a ganlstm output folder (``what``: e.g. "predictions"), so readers skip it."""
+    from ..checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(Path(directory) / OUTPUT_MARKER,
+                       f"ganlstm wrote {what} here; collection readers skip this folder (delete this file to read it as data).\n".encode())
+
+
+def is_ganlstm_output(path: Path) -> bool:
+    """Whether ``path`` is a folder ganlstm wrote outputs into (see :func:`mark_output`)."""
+    return path.is_dir() and (path / OUTPUT_MARKER).is_file()
 
 
 def natural_key(name: str) -> tuple[list, str]:

@@ -13,7 +13,10 @@ later page is huge, or which holds too many frames, before any pixel of it is de
   tag directory (IFD) only.
 
 :func:`check_pixels` and :func:`check_frame_count` are the guards themselves: one sentence naming
-the file and the option to raise.
+the file and the option to raise. :func:`check_read_bytes` bounds the working memory of a read
+(:func:`read_byte_limit`, 2 GiB unless ``GANLSTM_MAX_READ_BYTES`` says otherwise): what the result
+takes, plus what a compressed container must decompress whole, both from headers, so a 1 MB
+``.npz`` or ``.fits.gz`` that expands to gigabytes is refused before it is decompressed.
 """
 from __future__ import annotations
 
@@ -130,3 +133,55 @@ def check_frame_count(kept: int, source: Any, opts: FrameOptions) -> None:
             f"{source} has more than max_frames={opts.max_frames} frames (after interval={opts.interval}); "
             f"raise FrameOptions.max_frames (--max-frames) or keep fewer frames with --interval."
         )
+
+
+#: The default bound on the working memory of one sequence read (:func:`read_byte_limit`): the float32
+#: (T, C, H, W) result plus any array a container must decompress whole (an .npz member, a .fits.gz cube).
+MAX_READ_BYTES = 2 * 2**30
+#: Environment variable that replaces :data:`MAX_READ_BYTES` (bytes), e.g. ``GANLSTM_MAX_READ_BYTES=8e9``.
+READ_BYTES_ENV = "GANLSTM_MAX_READ_BYTES"
+
+
+def read_byte_limit() -> int:
+    """The working-memory bound of a read: ``$GANLSTM_MAX_READ_BYTES`` if set, else :data:`MAX_READ_BYTES`."""
+    import os
+
+    text = os.environ.get(READ_BYTES_ENV, "").strip()
+    if not text:
+        return MAX_READ_BYTES
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value < 2**63:
+        raise GanlstmError(f"{READ_BYTES_ENV}={text!r} is not a number of bytes; set it to e.g. 8e9, or unset it.")
+    return int(value)
+
+
+def output_bytes(frames: int, opts: FrameOptions, height: int, width: int) -> int:
+    """Bytes of the float32 (kept, C, H', W') array that ``frames`` frames of H x W read into."""
+    kept = -(-frames // opts.interval)
+    h, w = (opts.size, opts.size) if opts.size is not None else (height, width)
+    return kept * opts.channels * h * w * 4
+
+
+def check_read_bytes(result: int, source: Any, *, decompressed: int = 0) -> None:
+    """Refuse a read whose result (``result`` bytes) plus a whole decompressed array exceeds :func:`read_byte_limit`.
+
+    Called from headers, before anything is decompressed or decoded.
+    """
+    limit = read_byte_limit()
+    if result + decompressed <= limit:
+        return
+    parts = f"{_gib(result)} for the frames read"
+    if decompressed:
+        parts += f" + {_gib(decompressed)} for its array decompressed whole"
+    raise GanlstmError(
+        f"{source} would take {parts}, above the {_gib(limit)} a read may use; read less (--size, --interval or "
+        f"--max-frames; an .npz or .fits.gz can be saved as .npy or plain FITS, which are read frame by frame) or raise "
+        f"the bound with {READ_BYTES_ENV}=BYTES."
+    )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"

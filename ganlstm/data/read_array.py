@@ -1,10 +1,12 @@
 """Readers of NumPy arrays: a ``.npy`` array, or an ``.npz`` holding a single array, shaped (T, H, W),
 (T, H, W, C) or (T, C, H, W) with C in {1, 3, 4}. Shapes and dtypes come from the headers; the data
 are loaded (memory-mapped for ``.npy``) only once decoding starts. :func:`open_array` also serves
-FITS cubes (:mod:`ganlstm.data.read_fits`).
+FITS cubes (:mod:`ganlstm.data.read_fits`). An ``.npz`` member is decompressed whole, so its
+declared size (from its .npy header) counts against the read's memory bound before it is.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -16,7 +18,7 @@ from ..config import FrameOptions
 from ..errors import GanlstmError
 from .decode_guard import decode_guard
 from .lazy_frames import LazyFrames
-from .limits import check_pixels
+from .limits import check_frame_count, check_pixels, check_read_bytes, output_bytes
 
 
 def _array_layout(shape: tuple[int, ...], source: Any) -> str:
@@ -58,16 +60,35 @@ def _check_numeric(dtype: np.dtype, source: Any) -> None:
         raise GanlstmError(f"{source} has dtype {dtype}, not real numbers; save a numeric array (e.g. float32 or uint8).")
 
 
+def check_array(path: Path, opts: FrameOptions, shape: tuple[int, ...], *, decompressed: int = 0) -> str:
+    """Check a (T, ...) array's header against every limit before any of it is read; returns its layout.
+
+    ``decompressed``: the bytes its loader allocates at once (an .npz member, a compressed or scaled
+    FITS cube; 0 for a memory-mapped array). With the result's size it must fit the read's memory
+    bound (:func:`~ganlstm.data.limits.check_read_bytes`).
+    """
+    layout = _array_layout(shape, path)
+    height, width = _layout_hw(shape, layout)
+    check_pixels(height, width, path, opts)
+    check_frame_count(-(-shape[0] // opts.interval), path, opts)
+    check_read_bytes(output_bytes(shape[0], opts, height, width), path, decompressed=decompressed)
+    return layout
+
+
 def open_array(
     path: Path,
     opts: FrameOptions,
     shape: tuple[int, ...],
     load: Callable[[], Any],
     close: Callable[[], None] = lambda: None,
+    *,
+    decompressed: int = 0,
 ) -> LazyFrames:
-    """Frames of a (T, ...) array whose shape came from a header; ``load`` runs only once decoding starts."""
-    layout = _array_layout(shape, path)
-    check_pixels(*_layout_hw(shape, layout), path, opts)
+    """Frames of a (T, ...) array whose shape came from a header; ``load`` runs only once decoding starts.
+
+    ``decompressed``: the bytes ``load`` allocates at once (see :func:`check_array`).
+    """
+    layout = check_array(path, opts, shape, decompressed=decompressed)
 
     def items() -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
         array = load()  # after decode_frames's frame-count check, so an oversized array is never loaded
@@ -102,4 +123,5 @@ def open_npz(path: Path, opts: FrameOptions) -> LazyFrames:
         with np.load(path, allow_pickle=False) as z:
             return z[key]
 
-    return open_array(path, opts, shape, load)
+    # np.load decompresses the member whole: its declared size counts against the read's memory bound.
+    return open_array(path, opts, shape, load, decompressed=math.prod(shape) * dtype.itemsize)

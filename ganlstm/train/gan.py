@@ -56,7 +56,7 @@ from .gan_health import GanHealth
 from .loop import fit
 from .nonfinite import check_finite
 from .reproducibility import enable_determinism, seed_everything
-from .runs import resolve_resume, restore, start_run
+from .runs import open_run, resolve_resume, restore
 from .task import FitState
 
 PROXY_FRAMES = 16  # validation frames inverted after every epoch
@@ -275,14 +275,27 @@ def _unwrap(module: nn.Module) -> nn.Module:
 
 def load_reader(ckpt: dict) -> nn.Module | None:
     """Stage one's encoder E (frames in [-1, 1] -> latents) in eval mode, or None when the checkpoint has none."""
-    from ..checkpoint import load_state
+    from ..checkpoint import build_checked, load_state
 
     if "E" not in ckpt["models"]:
         return None
     m = gan_config_from_checkpoint(ckpt)
-    E = FrameReader(m.channels, m.image_size, m.encoder, m.nz)
-    load_state(E, ckpt["models"]["E"], name="E", path=ckpt.get("path", "checkpoint"))
+    path = ckpt.get("path", "checkpoint")
+    E = build_checked(lambda: FrameReader(m.channels, m.image_size, m.encoder, m.nz), ckpt["models"]["E"], name="E", path=path)
+    load_state(E, ckpt["models"]["E"], name="E", path=path)
     return E.eval().requires_grad_(False)
+
+
+def check_weights_fit(cfg: GanTrainConfig, ckpt: dict) -> None:
+    """Refuse, before anything is allocated, a checkpoint (resumed or ``--init``) whose G, G_ema, D or E weights do not fit ``cfg``'s architecture."""
+    from ..checkpoint import check_fits
+
+    m = cfg.model
+    builders = {"G": lambda: build_generator(m), "G_ema": lambda: build_generator(m), "D": lambda: build_discriminator(m),
+                "E": lambda: FrameReader(m.channels, m.image_size, m.encoder, m.nz)}
+    for name, build in builders.items():
+        if name in ckpt["models"] and (name != "E" or m.encoder):
+            check_fits(build, ckpt["models"][name], name=name, path=ckpt.get("path", "checkpoint"))
 
 
 def saved_configs(ckpt: dict) -> tuple[GanTrainConfig, RunConfig]:
@@ -333,18 +346,17 @@ def train_gan(cfg: GanTrainConfig, run: RunConfig, resume: str | None = None, *,
         warnings.warn("no validation sequences (too few sequences or val_fraction=0): no projection score and no best.pt", stacklevel=2)
     seed_everything(run.seed)
     steps_per_epoch = max(1, len(data.train) // dist_.world_size // run.batch_size)
+    if ckpt is not None or init is not None:  # before the task allocates the architecture the checkpoint's config names
+        check_weights_fit(cfg, ckpt if ckpt is not None else init)
     task = GanTask(cfg, run, device, dist_, data.val, steps_per_epoch, data.reference)
     if ckpt is not None:
-        run_dir = ckpt_path.parent
         state = restore(task, ckpt)
     else:
-        run_dir = start_run(GanTask.name, GanTask.kind, run, None, task.config)[0] if dist_.is_main else None
-        run_dir = Path(dist_.broadcast(str(run_dir) if run_dir else None))
-        if on_start is not None and dist_.is_main:
-            on_start(run_dir)
         state = FitState()
         if init is not None:
             load_init(task, init)
+    # After the checkpoint's state is checked and restored: a refused file leaves no run directory behind.
+    run_dir = open_run(GanTask.name, run, task.config, dist_, resume_from=ckpt_path if ckpt is not None else None, on_start=on_start)
     if dist_.rank:
         # Ranks draw different noise (restore() gave every rank rank 0's RNG).
         torch.manual_seed(run.seed * 1_000_003 + dist_.rank * 7919 + state.step)

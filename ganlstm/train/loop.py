@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import rng_state, save_checkpoint, set_rng_state
+from ..checkpoint import save_checkpoint
+from ..rng import rng_state, set_rng_state
 from ..config import RunConfig
 from ..device import torch_threads
 from ..errors import GanlstmError, Interrupted

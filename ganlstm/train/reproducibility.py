@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..checkpoint import rng_state, set_rng_state
+from ..rng import rng_state, set_rng_state
 
 
 def enable_determinism() -> None:
