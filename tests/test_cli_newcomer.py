@@ -58,8 +58,11 @@ def test_demo_seed_matches_the_library():
     ["fit", "--data", "/no/such/movie.gif", "--out", "runs/x"],
     ["sample", "--checkpoint", "/no/such.pt", "--out", "s.png"],
     ["train-gan", "--bogus-flag"],
+    ["simulate", "--out", "{nonempty}", "--sequences", "1", "--frames", "2", "--size", "8"],
 ])
-def test_early_refusals_load_no_torch_and_exit_2(args):
+def test_early_refusals_load_no_torch_and_exit_2(args, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a simulation")
+    args = [a.replace("{nonempty}", str(tmp_path)) for a in args]
     result, text = _probe(*args)
     assert result["code"] == 2 and "Traceback" not in text, text
     assert result["torch"] is False, f"`ganlstm {' '.join(args)}` imported torch before refusing: {text}"

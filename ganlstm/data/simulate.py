@@ -145,10 +145,6 @@ def simulate_dataset(
     simulates the rest (sequence i depends only on (seed, i)); see :func:`_resumable`.
     Returns ``out``.
     """
-    from PIL import Image
-
-    from ..checkpoint import atomic_write_bytes
-
     out = Path(out)
     _check_counts(sequences, frames, size)
     if out.exists() and not out.is_dir():
@@ -162,6 +158,10 @@ def simulate_dataset(
                 shutil.rmtree(old)
         for name in ("simulation.json", PARTIAL):
             (out / name).unlink(missing_ok=True)
+    from PIL import Image
+
+    from ..checkpoint import atomic_write_bytes  # after the refusals above, which stay instant (torch loads here)
+
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".seq_*"):  # a sequence cut off mid-write
         shutil.rmtree(stale)
