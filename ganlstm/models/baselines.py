@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..config import ForecasterConfig
 from ..errors import GanlstmError
 from .base import Forecaster, register
-from .convlstm import ConvLSTM, LayerState
+from .convlstm import ConvLSTM
 
 
 def _frame_or_last(frame: Tensor | None, last: Tensor | None, name: str) -> Tensor:
@@ -43,6 +43,13 @@ def _frame_or_last(frame: Tensor | None, last: Tensor | None, name: str) -> Tens
     if last is None:
         raise ValueError(f"{name}: the first step needs an observed frame (got None before any prediction)")
     return last
+
+
+def _shared_width(cfg: ForecasterConfig, name: str) -> int:
+    """The one width of a model whose memory M flows from layer to layer (PredRNN, MIM, E3D-LSTM)."""
+    if len(set(cfg.hidden)) != 1:
+        raise GanlstmError(f"{name} passes its memory M between layers, so every layer needs the same width (got hidden={tuple(cfg.hidden)}); pass equal sizes, e.g. 64,64.")
+    return cfg.hidden[0]
 
 
 def _half_grid(cfg: ForecasterConfig, name: str) -> int:
@@ -91,32 +98,48 @@ class LinearExtrapolation(Forecaster):
 # ---------------------------------------------------------------- Simple ConvLSTM
 
 
-@register("convlstm")
-class SimpleConvLSTM(Forecaster):
-    """Stride-2 conv -> stacked ConvLSTM at (H/2, W/2) -> transposed conv -> residual on the input frame.
+class StrideTwoRecurrent(Forecaster):
+    """Stride-2 conv -> a stack of recurrent cells at (H/2, W/2) -> transposed conv -> residual on the input frame.
 
-    State: ``(per-layer (h, c), last prediction)``.
+    The skeleton of ``convlstm``, ``convgru`` and ``trajgru``: a subclass names its stack
+    (``stack_class``: any module with :class:`~ganlstm.models.convlstm.ConvLSTM`'s constructor,
+    ``init_state`` and ``forward``) and the attribute the stack's weights live under in the
+    state_dict (``stack_name``). State: ``(per-layer states, last prediction)``.
     """
+
+    stack_class: type[nn.Module] = ConvLSTM
+    stack_name: str = "lstm"
 
     def __init__(self, cfg: ForecasterConfig):
         super().__init__(cfg)
-        self.grid = _half_grid(cfg, "convlstm")
+        self.grid = _half_grid(cfg, self.registry_name)
         hidden = list(cfg.hidden)
         self.encode = nn.Conv2d(cfg.channels, hidden[0], 3, stride=2, padding=1)  # (B, C, H, W) -> (B, hid0, H/2, W/2)
-        self.lstm = ConvLSTM(hidden[0], hidden, cfg.kernel)
+        setattr(self, self.stack_name, self.stack_class(hidden[0], hidden, cfg.kernel))
         self.decode = nn.ConvTranspose2d(hidden[-1], cfg.channels, 4, stride=2, padding=1)  # -> (B, C, H, W)
         nn.init.zeros_(self.decode.weight)  # untrained model == persistence (see module docstring)
         nn.init.zeros_(self.decode.bias)
 
-    def init_state(self, batch: int, device: torch.device) -> tuple[list[LayerState], Tensor | None]:
-        return self.lstm.init_state(batch, self.grid, self.grid, device), None
+    def init_state(self, batch: int, device: torch.device) -> tuple[list, Tensor | None]:
+        return getattr(self, self.stack_name).init_state(batch, self.grid, self.grid, device), None
 
-    def step(self, frame: Tensor | None, state: tuple[list[LayerState], Tensor | None]):
+    def step(self, frame: Tensor | None, state: tuple[list, Tensor | None]):
         layers, last = state
-        x = _frame_or_last(frame, last, "convlstm")  # (B, C, H, W)
-        top, layers = self.lstm(self.encode(x), layers)  # (B, hid[-1], H/2, W/2)
+        x = _frame_or_last(frame, last, self.registry_name)  # (B, C, H, W)
+        top, layers = getattr(self, self.stack_name)(self.encode(x), layers)  # (B, hid[-1], H/2, W/2)
         out = (x + self.decode(top)).clamp(-1.0, 1.0)  # (B, C, H, W)
         return out, (layers, out)
+
+
+@register("convlstm")
+class SimpleConvLSTM(StrideTwoRecurrent):
+    """The original project's Simple ConvLSTM: the stride-2 skeleton around stacked ConvLSTM cells.
+
+    State: ``(per-layer (h, c), last prediction)``.
+    """
+
+    stack_class = ConvLSTM
+    stack_name = "lstm"
 
 
 # ---------------------------------------------------------------- PredRNN
@@ -170,9 +193,7 @@ class PredRNN(Forecaster):
     def __init__(self, cfg: ForecasterConfig):
         super().__init__(cfg)
         self.grid = _half_grid(cfg, "predrnn")
-        if len(set(cfg.hidden)) != 1:
-            raise GanlstmError(f"predrnn passes its memory M between layers, so every layer needs the same width (got hidden={tuple(cfg.hidden)}); pass equal sizes, e.g. 64,64.")
-        self.hidden = cfg.hidden[0]
+        self.hidden = _shared_width(cfg, "predrnn")
         patched = cfg.channels * self.patch**2
         ins = [patched] + [self.hidden] * (len(cfg.hidden) - 1)
         self.cells = nn.ModuleList(SpatioTemporalLSTMCell(i, self.hidden, cfg.kernel) for i in ins)

@@ -24,9 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..config import ForecasterConfig
-from .base import Forecaster, register
-from .baselines import _frame_or_last, _half_grid
+from .base import register
+from .baselines import StrideTwoRecurrent
 
 
 class ConvGRUCell(nn.Module):
@@ -50,13 +49,18 @@ class ConvGRUCell(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """A stack of ConvGRU cells; layer ``l`` reads layer ``l-1``'s hidden state. Interface of :class:`ConvLSTM`."""
+    """A stack of ConvGRU cells; layer ``l`` reads layer ``l-1``'s hidden state. Interface of :class:`ConvLSTM`.
+
+    ``cell`` is the layer class: any cell whose state is one tensor ``h`` (TrajGRU's stack sets its own).
+    """
+
+    cell: type[nn.Module] = ConvGRUCell
 
     def __init__(self, in_channels: int, hidden: tuple[int, ...] | list[int], kernel: int = 3):
         super().__init__()
         hidden = list(hidden)
         ins = [in_channels] + hidden[:-1]
-        self.cells = nn.ModuleList(ConvGRUCell(i, h, kernel) for i, h in zip(ins, hidden))
+        self.cells = nn.ModuleList(self.cell(i, h, kernel) for i, h in zip(ins, hidden))
         self.out_channels = hidden[-1]
 
     def init_state(self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype = torch.float32) -> list[Tensor]:
@@ -72,28 +76,11 @@ class ConvGRU(nn.Module):
 
 
 @register("convgru")
-class ConvGRUForecaster(Forecaster):
+class ConvGRUForecaster(StrideTwoRecurrent):
     """Stride-2 conv -> stacked ConvGRU at (H/2, W/2) -> transposed conv -> residual on the input frame.
 
     State: ``(per-layer h, last prediction)``.
     """
 
-    def __init__(self, cfg: ForecasterConfig):
-        super().__init__(cfg)
-        self.grid = _half_grid(cfg, "convgru")
-        hidden = list(cfg.hidden)
-        self.encode = nn.Conv2d(cfg.channels, hidden[0], 3, stride=2, padding=1)  # (B, C, H, W) -> (B, hid0, H/2, W/2)
-        self.gru = ConvGRU(hidden[0], hidden, cfg.kernel)
-        self.decode = nn.ConvTranspose2d(hidden[-1], cfg.channels, 4, stride=2, padding=1)  # -> (B, C, H, W)
-        nn.init.zeros_(self.decode.weight)  # untrained model == persistence (see module docstring)
-        nn.init.zeros_(self.decode.bias)
-
-    def init_state(self, batch: int, device: torch.device) -> tuple[list[Tensor], Tensor | None]:
-        return self.gru.init_state(batch, self.grid, self.grid, device), None
-
-    def step(self, frame: Tensor | None, state: tuple[list[Tensor], Tensor | None]):
-        layers, last = state
-        x = _frame_or_last(frame, last, "convgru")  # (B, C, H, W)
-        top, layers = self.gru(self.encode(x), layers)  # (B, hid[-1], H/2, W/2)
-        out = (x + self.decode(top)).clamp(-1.0, 1.0)  # (B, C, H, W)
-        return out, (layers, out)
+    stack_class = ConvGRU
+    stack_name = "gru"

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from ..config import ForecasterConfig
 from ..errors import GanlstmError
 from .base import Forecaster, register
-from .baselines import _frame_or_last
+from .baselines import _frame_or_last, _shared_width
 
 
 class Eidetic3DLSTMCell(nn.Module):
@@ -118,8 +118,7 @@ class E3DLSTM(Forecaster):
         super().__init__(cfg)
         if cfg.image_size % self.patch:
             raise GanlstmError(f"e3dlstm reshapes {self.patch}x{self.patch} patches into channels, so image_size must be a multiple of {self.patch} (got {cfg.image_size}); resize frames with --size.")
-        if len(set(cfg.hidden)) != 1:
-            raise GanlstmError(f"e3dlstm passes its memory M between layers, so every layer needs the same width (got hidden={tuple(cfg.hidden)}); pass equal sizes, e.g. 64,64.")
+        _shared_width(cfg, "e3dlstm")
         self.grid = cfg.image_size // self.patch
         self.hidden = cfg.hidden[0]
         patched = cfg.channels * self.patch**2

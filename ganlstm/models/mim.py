@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config import ForecasterConfig
 from ..errors import GanlstmError
 from .base import Forecaster, register
-from .baselines import SpatioTemporalLSTMCell, _frame_or_last
+from .baselines import SpatioTemporalLSTMCell, _frame_or_last, _shared_width
 
 
 class _GatedMemory(nn.Module):
@@ -132,8 +132,7 @@ class MIM(Forecaster):
         super().__init__(cfg)
         if cfg.image_size % self.patch:
             raise GanlstmError(f"mim reshapes {self.patch}x{self.patch} patches into channels, so image_size must be a multiple of {self.patch} (got {cfg.image_size}); resize frames with --size.")
-        if len(set(cfg.hidden)) != 1:
-            raise GanlstmError(f"mim passes its memory M between layers, so every layer needs the same width (got hidden={tuple(cfg.hidden)}); pass equal sizes, e.g. 64,64.")
+        _shared_width(cfg, "mim")
         if len(cfg.hidden) < 2:
             raise GanlstmError(f"mim needs at least two layers (an ST-LSTM, then MIM blocks; got hidden={tuple(cfg.hidden)}); pass e.g. 64,64, or use predrnn for one layer.")
         self.grid = cfg.image_size // self.patch

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ForecasterConfig
-from .base import Forecaster, register
-from .baselines import _frame_or_last, _half_grid
+from .base import register
+from .baselines import StrideTwoRecurrent
+from .convgru import ConvGRU
 
 
 def warp(h: Tensor, flow: Tensor) -> Tensor:
@@ -87,51 +87,18 @@ class TrajGRUCell(nn.Module):
         return (1.0 - z) * cand + z * h
 
 
-class TrajGRU(nn.Module):
+class TrajGRU(ConvGRU):
     """A stack of TrajGRU cells with the interface of :class:`~ganlstm.models.convlstm.ConvLSTM`."""
 
-    def __init__(self, in_channels: int, hidden: tuple[int, ...] | list[int], kernel: int = 3):
-        super().__init__()
-        hidden = list(hidden)
-        ins = [in_channels] + hidden[:-1]
-        self.cells = nn.ModuleList(TrajGRUCell(i, h, kernel) for i, h in zip(ins, hidden))
-        self.out_channels = hidden[-1]
-
-    def init_state(self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype = torch.float32) -> list[Tensor]:
-        return [cell.init_state(batch, height, width, device, dtype) for cell in self.cells]
-
-    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        """x (B, in, H, W) -> top hidden (B, hidden[-1], H, W) and the new per-layer states."""
-        new = []
-        for cell, h in zip(self.cells, state):
-            x = cell(x, h)
-            new.append(x)
-        return x, new
+    cell = TrajGRUCell
 
 
 @register("trajgru")
-class TrajGRUForecaster(Forecaster):
+class TrajGRUForecaster(StrideTwoRecurrent):
     """Stride-2 conv -> stacked TrajGRU at (H/2, W/2) -> transposed conv -> residual on the input frame.
 
     State: ``(per-layer h, last prediction)``.
     """
 
-    def __init__(self, cfg: ForecasterConfig):
-        super().__init__(cfg)
-        self.grid = _half_grid(cfg, "trajgru")
-        hidden = list(cfg.hidden)
-        self.encode = nn.Conv2d(cfg.channels, hidden[0], 3, stride=2, padding=1)  # (B, C, H, W) -> (B, hid0, H/2, W/2)
-        self.gru = TrajGRU(hidden[0], hidden, cfg.kernel)
-        self.decode = nn.ConvTranspose2d(hidden[-1], cfg.channels, 4, stride=2, padding=1)  # -> (B, C, H, W)
-        nn.init.zeros_(self.decode.weight)  # untrained model == persistence (see module docstring)
-        nn.init.zeros_(self.decode.bias)
-
-    def init_state(self, batch: int, device: torch.device) -> tuple[list[Tensor], Tensor | None]:
-        return self.gru.init_state(batch, self.grid, self.grid, device), None
-
-    def step(self, frame: Tensor | None, state: tuple[list[Tensor], Tensor | None]):
-        layers, last = state
-        x = _frame_or_last(frame, last, "trajgru")  # (B, C, H, W)
-        top, layers = self.gru(self.encode(x), layers)  # (B, hid[-1], H/2, W/2)
-        out = (x + self.decode(top)).clamp(-1.0, 1.0)  # (B, C, H, W)
-        return out, (layers, out)
+    stack_class = TrajGRU
+    stack_name = "gru"
