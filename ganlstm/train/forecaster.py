@@ -200,7 +200,7 @@ class ForecastTask:
 
     def __init__(self, cfg: ForecastTrainConfig, run: RunConfig, model: Forecaster, device: torch.device, dist_: Dist,
                  val: list[np.ndarray], total: float, steps_per_epoch: int):
-        if cfg.reader_warmup is None:  # train_forecaster resolves it first; a task built directly resolves it here
+        if cfg.reader_warmup is None:  # resolved once, when the run starts; config.json and checkpoints record the number
             cfg = dataclasses.replace(cfg, reader_warmup=auto_reader_warmup(cfg.model.model, total))
         self.cfg, self.run, self.device = cfg, run, device
         self.name = cfg.model.model
@@ -363,11 +363,9 @@ def train_forecaster(cfg: ForecastTrainConfig, run: RunConfig, resume: str | Non
             _say(f"reader: starts from {gan_ckpt['path']}'s encoder", talk)
     steps_per_epoch = max(1, len(data.train) // dist_.world_size // run.batch_size)
     total = total_steps(run, steps_per_epoch)
-    if cfg.reader_warmup is None:  # resolved once, when the run starts; config.json and checkpoints record the number
-        cfg = dataclasses.replace(cfg, reader_warmup=auto_reader_warmup(cfg.model.model, total))
-        if cfg.reader_warmup:
-            _say(f"reader warm-up: the first {cfg.reader_warmup} of {total} steps train the reader alone", talk)
     task = ForecastTask(cfg, run, model, device, dist_, data.val, total, steps_per_epoch)
+    if cfg.reader_warmup is None and task.cfg.reader_warmup:  # the recipe's warm-up, resolved by the task for this run
+        _say(f"reader warm-up: the first {task.cfg.reader_warmup} of {total} steps train the reader alone", talk)
     state = restore(task, ckpt) if ckpt is not None else FitState()  # first: a refused file leaves no run directory behind
     run_dir = open_run(task.name, run, task.config, dist_, resume_from=ckpt_path if ckpt is not None else None, on_start=on_start)
     if dist_.is_main and not (run_dir / "split.json").exists():  # a new run, or a resume in a new run directory
