@@ -57,14 +57,16 @@ def _reading_options(predictor: Predictor, reading: dict[str, Any]):
     return dataclasses.replace(opts, **{k: v for k, v in reading.items() if k not in ("size", "channels")})
 
 
-def _saturation_warning(frames: Path, opts) -> str | None:
-    """A sentence when more than SATURATION_WARN of the input's raw values fall outside the range its scaling maps to [0, 1]."""
-    from .data.frames import read_raw_sequence
+def _clips(opts) -> bool:
+    """Whether ``opts``' scaling can clip: a fixed range (fixed, none, or vmin/vmax); minmax and the stretches use the sequence's own."""
+    return opts.scaling in ("fixed", "none") or opts.vmin is not None or opts.vmax is not None
+
+
+def _saturation_warning(frames: Path, raw: np.ndarray, dtype: np.dtype, opts) -> str | None:
+    """A sentence when more than SATURATION_WARN of the raw values ``raw`` (as the model reads them, before
+    scaling) fall outside the range ``opts``' scaling maps to [0, 1]."""
     from .data.scaling import scaling_range
 
-    if opts.scaling not in ("fixed", "none") and opts.vmin is None and opts.vmax is None:
-        return None  # the range is the sequence's own: nothing can fall outside it
-    raw, dtype = read_raw_sequence(frames, dataclasses.replace(opts, size=None))
     lo, hi = scaling_range(raw, dtype, opts)
     outside = float(np.mean((raw < lo) | (raw > hi)))
     if outside <= SATURATION_WARN:
@@ -132,10 +134,10 @@ def predict_to_directory(
     replaces the checkpoint's reading options (``scaling``, ``interval``; ``size`` and ``channels``
     must be the model's own).
     """
-    from .data.frame_files import ResizeWarning, mark_output
-    from .data.fits_units import physical_units, write_fits_in_units
+    from .data.frame_files import ReaderWarning, ResizeWarning, mark_output
+    from .data.fits_units import is_fits_file, physical_units, write_fits_in_units
     from .data.frame_writer import write_frames
-    from .data.frames import read_sequence
+    from .data.frames import read_raw_sequence, read_sequence
     from .metrics import MetricAccumulator
     from .rollout import iter_predict
 
@@ -149,7 +151,13 @@ def predict_to_directory(
         predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
     if reading:
         predictor.frame_options = _reading_options(predictor, reading)
-    saturated = _saturation_warning(frames, predictor.frame_options)
+    fits_back = fmt == "fits" and is_fits_file(frames)  # a FITS input goes back in its own units
+    raw = None  # the input before scaling, as the model reads it: read once, for the clipping check and the FITS units
+    if _clips(predictor.frame_options) or fits_back:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReaderWarning)  # the model's own read below says them
+            raw = read_raw_sequence(frames, predictor.frame_options)
+    saturated = _saturation_warning(frames, *raw, predictor.frame_options) if _clips(predictor.frame_options) else None
     if saturated:
         warnings.warn(saturated, ResolutionWarning, stacklevel=2)
     observed, report = predictor._read_reported(frames)  # (T, C, S, S) as the model reads it
@@ -195,8 +203,8 @@ def predict_to_directory(
         done += len(chunk)
     pred = torch.cat(kept) if keep_all else None  # (K, C, H, W)
     if not png:
-        units = physical_units(frames, predictor.frame_options) if fmt == "fits" else None
-        if units is not None:  # a FITS input: written back in its own units, with its header
+        if fits_back:  # written back in the input's units, with its header
+            units = physical_units(frames, predictor.frame_options, *raw)
             paths = [write_fits_in_units(pred.numpy(), out, first, units, overwrite=overwrite,
                                          history=f"ganlstm predict: {steps} frames after {frames.name} from {predictor.checkpoint.get('path')}")]
         else:

@@ -39,18 +39,24 @@ class PhysicalUnits:
     source: Path
 
 
-def physical_units(path: str | Path, opts: FrameOptions) -> PhysicalUnits | None:
-    """The units of the FITS cube at ``path`` as ``opts`` reads it; None when ``path`` is not one FITS file."""
-    from .frames import read_raw_sequence
+def is_fits_file(path: str | Path) -> bool:
+    """True when ``path`` is one FITS file (a cube or a frame), not a directory."""
+    path = Path(path)
+    return not path.is_dir() and file_ext(path) in FITS_EXTENSIONS
+
+
+def physical_units(path: str | Path, opts: FrameOptions, raw: np.ndarray, dtype: np.dtype) -> PhysicalUnits:
+    """The units of the FITS file at ``path``: its header, and the range [lo, hi] that ``opts`` scaled to [0, 1].
+
+    ``raw`` (T, C, H, W) and ``dtype`` are the file as ``opts`` decodes it, before scaling
+    (:func:`ganlstm.data.frames.read_raw_sequence`): the values the model's scaling saw.
+    """
     from .scaling import scaling_range
 
     path = Path(path)
-    if path.is_dir() or file_ext(path) not in FITS_EXTENSIONS:
-        return None
     fits = import_fits(path)
     with decode_guard(path), fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
         header = _image_hdu(hdul, path).header.copy()
-    raw, dtype = read_raw_sequence(path, opts)  # at the model's size: the range its scaling saw
     lo, hi = scaling_range(raw, dtype, opts)
     return PhysicalUnits(lo=lo, hi=hi, opts=opts, header=header, source=path)
 
