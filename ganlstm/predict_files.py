@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .ensemble import DEFAULT_SPREAD, check_samples, refuse_pixel_model, sample_futures
+from .ensemble_files import write_ensemble
 from .errors import GanlstmError
 from .predictor import GIF_MAX_FRAMES, STREAM_CHUNK, Predictor
 from .resolution import OUTPUT_SIZES, ResolutionWarning, resize_frames
@@ -111,6 +113,9 @@ def predict_to_directory(
     anchor_decay: float | None = None,
     output_size: str = "model",
     reading: dict[str, Any] | None = None,
+    samples: int = 1,
+    spread: float | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
 
@@ -132,7 +137,9 @@ def predict_to_directory(
     Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
     ``prediction`` the prediction.json record, None when nothing was converted). ``reading``
     replaces the checkpoint's reading options (``scaling``, ``interval``; ``size`` and ``channels``
-    must be the model's own).
+    must be the model's own). ``samples`` > 1 draws that many futures (:mod:`ganlstm.ensemble`): the
+    frames written are then their mean, and :func:`ganlstm.ensemble_files.write_ensemble` adds the
+    members, the spread map and ``ensemble.json`` (``result["ensemble"]``).
     """
     from .data.frame_files import ReaderWarning, ResizeWarning, mark_output
     from .data.fits_units import is_fits_file, physical_units, write_fits_in_units
@@ -146,7 +153,10 @@ def predict_to_directory(
     frames = Path(frames)
     out = Path(out) if out is not None else default_output_dir(frames)
     _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
+    check_samples(samples)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
+    if samples > 1:
+        refuse_pixel_model(predictor.model)
     if limits:
         predictor.frame_options = dataclasses.replace(predictor.frame_options, **limits)
     if reading:
@@ -192,7 +202,14 @@ def predict_to_directory(
     every = -(-steps // GIF_MAX_FRAMES)  # the GIF shows every n-th predicted frame
     kept, gif_pred, paths, done = [], [], [], 0
     context = torch.from_numpy(observed[-predictor.context :])  # (J, C, H, W), as Predictor.predict warms up
-    for chunk in iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp):
+    members = None  # (N, K, C, S, S): the ensemble, whose mean is written as the prediction
+    if samples > 1:
+        members = sample_futures(predictor.model, context[None], steps, samples, seed=seed, amp=predictor.amp,
+                                 spread=DEFAULT_SPREAD if spread is None else spread)[:, 0]
+        stream = (members.mean(0)[None, i : i + STREAM_CHUNK] for i in range(0, steps, STREAM_CHUNK))
+    else:
+        stream = iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp)
+    for chunk in stream:
         chunk = chunk[0]  # (n, C, S, S) in [0, 1], on CPU
         written = resize_frames(chunk, out_hw) if native else chunk  # (n, C, H, W)
         if png:  # one file per frame, numbered in the input's numbering
@@ -211,6 +228,11 @@ def predict_to_directory(
             paths = write_frames(pred, out, fmt, first, overwrite=overwrite)
     gif = save_comparison_gif(context, None if future is None else torch.from_numpy(future[::every]), torch.cat(gif_pred),
                               out / "prediction.gif", overwrite=overwrite)
+    ensemble = None
+    if members is not None:
+        ensemble = write_ensemble(out, members, fmt="npy" if fits_back else fmt, first=first, interval=interval, seed=seed,
+                                  spread=DEFAULT_SPREAD if spread is None else spread, truth=scored, overwrite=overwrite,
+                                  resize=(lambda x: resize_frames(x, out_hw)) if native else None)
     metrics = None
     if scored is not None:
         acc = MetricAccumulator()
@@ -229,7 +251,7 @@ def predict_to_directory(
     if record["conversions"]:  # what was done to the frames, beside them
         prediction = {"frames": str(frames), "checkpoint": str(predictor.checkpoint.get("path")), **record}
         _write_json(out / "prediction.json", prediction, overwrite)
-    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction}
+    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction, "ensemble": ensemble}
 
 
 __all__ = ["predict_to_directory", "default_output_dir"]

@@ -167,12 +167,19 @@ class Predictor:
 
     # ------------------------------------------------------------ public API
 
-    def predict(self, frames: FramesLike, steps: int, *, context: int | None = None) -> np.ndarray:
+    def predict(self, frames: FramesLike, steps: int, *, context: int | None = None, samples: int | None = None,
+                spread: float | None = None, seed: int = 0) -> np.ndarray:
         """Predict ``steps`` frames after ``frames``; float32 in [0, 1] shaped like the input with T -> ``steps``.
 
         (T, H, W) -> (K, H, W); (T, C, H, W), a path or a PIL list -> (K, C, H, W); (B, T, C, H, W) -> (B, K, C, H, W).
         The model warms up on the last ``context`` frames (default: its training context length).
+
+        ``samples=N`` draws N plausible futures instead (GAN-LSTM; :mod:`ganlstm.ensemble`), with a
+        leading members axis: (N, K, C, H, W) and so on; ``pred.mean(0)`` is the ensemble forecast and
+        ``pred.std(0)`` its spread. ``spread`` is the latent nudge (default
+        :data:`ganlstm.ensemble.DEFAULT_SPREAD`), ``seed`` makes the draw repeatable; one sample is the forecast.
         """
+        from .ensemble import DEFAULT_SPREAD, sample_futures
         from .rollout import predict
 
         if steps < 1:
@@ -183,6 +190,10 @@ class Predictor:
             raise GanlstmError(f"context={j} is invalid; warm the model up on at least one frame.")
         if context is None and x.shape[1] < j:
             warnings.warn(self.short_context(x.shape[1]), ResolutionWarning, stacklevel=2)
+        if samples is not None:
+            members = sample_futures(self.model, x[:, -j:], steps, samples, seed=seed, amp=self.amp,
+                                     spread=DEFAULT_SPREAD if spread is None else spread)  # (N, B, K, C, H, W)
+            return np.stack([self._restore(m, layout) for m in members])
         pred = predict(self.model, x[:, -j:], steps, amp=self.amp)  # (B, K, C, H, W) on CPU
         return self._restore(pred, layout)
 

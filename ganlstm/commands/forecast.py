@@ -171,10 +171,16 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--interval", type=click.IntRange(1), help="Keep every N-th input frame (default: the checkpoint's).")
 @click.option("--scaling", type=click.Choice(["minmax", "fixed", "asinh", "log", "none"]),
               help="How raw values map to [0, 1] (default: the checkpoint's); e.g. minmax or asinh for a cube in physical units.")
+@click.option("--samples", default=1, show_default=True, type=click.IntRange(1), metavar="N",
+              help="Draw N plausible futures (GAN-LSTM): the frames written are their mean; samples/, spread.npy, spread.gif "
+                   "and ensemble.json (with --truth: spread-skill and CRPS per horizon) are added.")
+@click.option("--spread", type=click.FloatRange(0, 10), metavar="S", help="With --samples: the latent nudge per horizon (default: the measured 'ganlstm.ensemble.DEFAULT_SPREAD').")
+@click.option("--seed", default=0, show_default=True, type=int, help="With --samples: the seed of the draw (the same seed draws the same futures).")
 @limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
             device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None,
-            output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None) -> None:
+            output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None,
+            samples: int, spread: float | None, seed: int) -> None:
     """Predict the frames that follow a sequence.
 
     The model predicts at its own size and channels; when the input's differ, one warning on
@@ -195,14 +201,22 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
                                           device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
                                           anchor_decay=anchor_decay, output_size=output_size,
                                           reading={k: v for k, v in (("size", size), ("channels", int(channels) if channels else None),
-                                                                     ("interval", interval), ("scaling", scaling)) if v is not None})
+                                                                     ("interval", interval), ("scaling", scaling)) if v is not None},
+                                          samples=samples, spread=spread, seed=seed)
     finally:  # the conversions are said even when a later step fails; other warnings go on as raised
         for w in caught:
             if issubclass(w.category, ResolutionWarning):
                 click.echo(f"warning: {w.message}", err=True)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    click.echo(f"wrote {steps} predicted frames to {result['out']} (animation: {result['gif']})")
+    what = f"predicted frames (the mean of {samples} sampled futures)" if samples > 1 else "predicted frames"
+    click.echo(f"wrote {steps} {what} to {result['out']} (animation: {result['gif']})")
+    ens = result.get("ensemble")
+    if ens:
+        cal = ens.get("calibration")
+        extra = (f"; vs --truth: spread-skill {sum(cal['spread_skill']) / len(cal['spread_skill']):.2f}, "
+                 f"CRPS {sum(cal['crps']) / len(cal['crps']):.4f} per pixel") if cal else ""
+        click.echo(f"samples in {ens['samples']}, spread map {ens['spread']} (mean spread {ens['mean_spread']:.4f}){extra}")
     if result["metrics"]:
         mean = result["metrics"]["mean"]
         click.echo(f"vs --truth: MSE {mean['mse']:.3f} (per frame)  SSIM {mean['ssim']:.4f}  PSNR {mean['psnr']:.2f} dB  "

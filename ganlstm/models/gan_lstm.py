@@ -137,6 +137,8 @@ class GanLstm(Forecaster):
         nn.init.zeros_(self.head.net[-1].weight)  # untrained model == latent persistence (see module docstring)
         nn.init.zeros_(self.head.net[-1].bias)
         self.lift = LatentLift(nz, hidden[0]) if cfg.feedback == "latent" else None
+        self.latent_noise = 0.0  # std of the nudge added to each predicted latent; > 0 only while sampling futures
+        self.noise_generator: torch.Generator | None = None
         # channels_last: the batched decode of a rollout ran ~10% faster on CPU in this layout (benchmarks/speed.py).
         self.generator = build_generator(cfg.gan).eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
@@ -219,7 +221,10 @@ class GanLstm(Forecaster):
             else:  # pixel feedback: read back G's drawing of the last prediction (drawn once, by frame_of)
                 feat = self.encoder(drawn if drawn is not None else self.generator(z_in))
         top, layers = self.lstm(feat, layers)  # (B, hid[-1], 8, 8)
-        z_next = self.cap(z_in + self.head(top))  # (B, nz)
+        dz = self.head(top)  # (B, nz)
+        if self.latent_noise:  # an ensemble member (ganlstm.ensemble): a random nudge of every predicted latent
+            dz = dz + self.latent_noise * torch.randn(dz.shape, device=dz.device, dtype=dz.dtype, generator=self.noise_generator)
+        z_next = self.cap(z_in + dz)  # (B, nz)
         return z_next, (layers, z_next, None)
 
     def set_anchor_decay(self, decay: float) -> None:
