@@ -62,6 +62,22 @@ class Evaluation:
         return asdict(self)
 
 
+def _astro() -> object:
+    from .astro_scores import AstroAccumulator
+
+    return AstroAccumulator()
+
+
+def _diversity() -> object:
+    from .diversity import DiversityAccumulator
+
+    return DiversityAccumulator()
+
+
+#: Scores beyond the pixel metrics, by name: what ``evaluate_models(scores=...)`` can add.
+EXTRA_SCORES = {"diversity": _diversity, "morphology": _astro}
+
+
 def trivial_baselines() -> dict[str, Forecaster]:
     """Fresh ``persistence`` and ``linear`` forecasters (weightless; they work at any frame size)."""
     from .config import ForecasterConfig
@@ -81,12 +97,15 @@ def evaluate_models(
     amp: str = "no",
     stride: int | None = None,
     progress: bool = False,
+    scores: Sequence[str] = ("diversity",),
 ) -> Evaluation:
     """Score every model on the same (context, target) windows of ``sequences`` ((T, C, H, W) in [0, 1]).
 
     Each model predicts ``horizon`` frames closed-loop from ``context`` observed frames via
     :func:`ganlstm.rollout.predict`; weightless baselines run on the CPU. Returns an
-    :class:`Evaluation` whose models appear in the order given.
+    :class:`Evaluation` whose models appear in the order given. Beside :data:`ganlstm.metrics.METRICS`,
+    ``scores`` adds :data:`EXTRA_SCORES`: ``diversity`` (:mod:`ganlstm.diversity`, on by default) and
+    ``morphology`` (:mod:`ganlstm.astro_scores`: Gini, M20, C, A, the merger class, the nuclei; slower).
     """
     from tqdm.auto import tqdm
 
@@ -101,18 +120,24 @@ def evaluate_models(
     loader = DataLoader(windows, batch_size=batch_size, shuffle=False)
     for model in models.values():
         model.to(dev).eval()
-    acc = {name: MetricAccumulator() for name in models}
+    unknown = [x for x in scores if x not in EXTRA_SCORES]
+    if unknown:
+        raise GanlstmError(f"unknown score {unknown[0]!r}; use any of {', '.join(EXTRA_SCORES)}.")
+    acc = {name: [MetricAccumulator(), *(EXTRA_SCORES[x]() for x in scores)] for name in models}
     seconds = dict.fromkeys(models, 0.0)
     for ctx, target in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
         for name, model in models.items():
             t0 = time.perf_counter()
             pred = predict(model, ctx, horizon, amp=amp)  # (B, K, C, H, W) in [0, 1], on the CPU
             seconds[name] += time.perf_counter() - t0
-            acc[name].update(pred, target)
+            for a in acc[name]:
+                a.update(pred, target)
     result = Evaluation(context=context, horizon=horizon, windows=len(windows), sequences=len(windows.sequences) - len(windows.skipped))
-    for name, a in acc.items():
-        result.per_horizon[name] = {m: [float(v) for v in values] for m, values in a.per_horizon().items()}
-        result.mean[name] = a.summary()
+    for name, parts in acc.items():
+        result.per_horizon[name], result.mean[name] = {}, {}
+        for a in parts:
+            result.per_horizon[name].update({m: [float(v) for v in values] for m, values in a.per_horizon().items()})
+            result.mean[name].update(a.summary())
         result.seconds[name] = round(seconds[name], 3)
     return result
 

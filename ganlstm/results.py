@@ -94,7 +94,7 @@ def metrics_rows(result: Evaluation) -> list[dict]:
     return [
         {"model": model, "horizon": k, "metric": metric, "value": v}
         for model in result.models
-        for metric in METRICS
+        for metric in [*METRICS, *(m for m in result.per_horizon[model] if m not in METRICS)]
         for k, v in enumerate(result.per_horizon[model][metric], start=1)
     ]
 

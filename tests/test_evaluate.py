@@ -73,8 +73,9 @@ def test_metrics_files_schema_and_overwrite(tmp_path):
     with paths["metrics.csv"].open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["model", "horizon", "metric", "value"]
-    assert len(rows) == 2 * len(METRICS) * 4
-    assert {r["model"] for r in rows} == {"persistence", "linear"} and {r["metric"] for r in rows} == set(METRICS)
+    written = (*METRICS, "diversity", "pairwise_pred", "pairwise_truth")  # the pixel metrics, then the default extra score
+    assert len(rows) == 2 * len(written) * 4
+    assert {r["model"] for r in rows} == {"persistence", "linear"} and {r["metric"] for r in rows} == set(written)
     assert sorted({int(r["horizon"]) for r in rows}) == [1, 2, 3, 4]
     ssim_p = [float(r["value"]) for r in rows if r["model"] == "persistence" and r["metric"] == "ssim"]
     np.testing.assert_allclose(ssim_p, ev.per_horizon["persistence"]["ssim"], rtol=1e-5)
@@ -195,7 +196,7 @@ def test_moving_mnist_loader(tmp_path):
 def test_evaluation_keeps_model_order_and_timing():
     ev = evaluate_models(trivial_baselines(), moving_squares(2, 6), 2, 2, device="cpu")
     assert isinstance(ev, Evaluation) and ev.models == ["persistence", "linear"]
-    assert set(ev.seconds) == set(ev.models) and set(ev.mean["linear"]) == set(METRICS)
+    assert set(ev.seconds) == set(ev.models) and set(ev.mean["linear"]) == {*METRICS, "diversity", "pairwise_pred", "pairwise_truth"}
 
 
 def test_benchmark_quick_end_to_end(tmp_path, capsys):
