@@ -239,6 +239,15 @@ class Predictor:
             frames = model.render(z.reshape(-1, model.nz).to(self.device))  # (N, C, H, W) in [-1, 1]
         return to_unit_range(frames.float()).cpu().reshape(*lead, *frames.shape[1:]).numpy()
 
+    def phases(self, sequences: Sequence[np.ndarray], k: int = 4, seed: int = 0) -> tuple[list[np.ndarray], tuple[str, ...]]:
+        """Merger-phase labels of (T, C, H, W) sequences in [0, 1] from their latents: per sequence (T,) ints, and the names.
+
+        :mod:`ganlstm.phases`: k-means of every frame's latent, clusters named by their mean time along the sequences.
+        """
+        from .phases import phases
+
+        return phases(self, sequences, k=k, seed=seed)
+
     def interpolate(self, z0: np.ndarray | Tensor, z1: np.ndarray | Tensor, n: int) -> np.ndarray:
         """``n`` frames (n, C, H, W) along the spherical interpolation from latent ``z0`` to ``z1`` (nz,), both ends included."""
         from .models.dcgan import slerp
