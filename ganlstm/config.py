@@ -280,6 +280,7 @@ class FitConfig:
     amp: str = "no"
     threads: int | None = None
     init: str = ""  # fine-tune stage one from this prior (train-gan --init, FreezeD on D's first FREEZE_D blocks)
+    morphology: bool = False  # the report also scores morphology, nuclei and flux statistics (slower); may change on resume
     # The recipe.
     nz: int = 512
     latent_grid: int = 4

@@ -298,6 +298,7 @@ def evaluate_checkpoints(
     amp: str = "no",
     progress: bool = True,
     stride: int | None = None,
+    scores: Sequence[str] = ("diversity",),
 ) -> Evaluation:
     """``ganlstm evaluate``: the trivial baselines plus every checkpoint on the same windows of ``data``.
 
@@ -313,7 +314,7 @@ def evaluate_checkpoints(
     frames, opts = read_common_frames(data, models, ckpts, size)
     sequences, used = select_split(frames, data, ckpts, split)
     result = evaluate_models({**trivial_baselines(), **models}, [s for _, s in sequences], context, horizon,
-                             batch_size=batch_size, device=dev, amp=amp, progress=progress, stride=stride)
+                             batch_size=batch_size, device=dev, amp=amp, progress=progress, stride=stride, scores=scores)
     result.info = {"data": str(data), "split": used, "sequence_names": [n for n, _ in sequences],
                    "checkpoints": {name: c["path"] for name, c in zip(models, ckpts)}, "device": str(dev),
                    "frame_options": asdict(opts)}

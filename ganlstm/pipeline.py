@@ -39,6 +39,8 @@ from .config import FitConfig, ForecasterConfig, ForecastTrainConfig, FrameOptio
 from .errors import GanlstmError
 
 STATE_FILE = "fit.json"
+#: Settings that only change what the report scores, so a resumed fit may change them.
+REPORT_ONLY = ("morphology",)
 BUDGET_SHARES = {"gan": 0.35, "gan_lstm": 0.275, "convlstm": 0.275}  # the rest: calibration, anchor choice, evaluation; the baseline gets stage two's time
 VAL_SHARE = 0.10  # of a stage's share kept for its validations
 VALIDATIONS = 5  # per training stage
@@ -182,7 +184,7 @@ class FitState:
             saved = json.loads(self.path.read_text())
             # A setting added since that fit started took its default there.
             before = {**json.loads(json.dumps(to_dict(FitConfig()))), **saved.get("settings", {})}
-            now = json.loads(json.dumps(settings))
+            now = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in REPORT_ONLY}
             if {k: before.get(k) for k in now} != now:
                 diff = sorted(k for k in now if before.get(k) != now[k])
                 raise GanlstmError(f"{out} holds a fit with other settings ({', '.join(diff)} differ); run the same command to "

@@ -116,6 +116,8 @@ def predict_to_directory(
     samples: int = 1,
     spread: float | None = None,
     seed: int = 0,
+    morphology: bool = False,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Predict ``steps`` frames after the sequence at ``frames`` and write them to ``out``.
 
@@ -139,7 +141,9 @@ def predict_to_directory(
     replaces the checkpoint's reading options (``scaling``, ``interval``; ``size`` and ``channels``
     must be the model's own). ``samples`` > 1 draws that many futures (:mod:`ganlstm.ensemble`): the
     frames written are then their mean, and :func:`ganlstm.ensemble_files.write_ensemble` adds the
-    members, the spread map and ``ensemble.json`` (``result["ensemble"]``).
+    members, the spread map and ``ensemble.json`` (``result["ensemble"]``). ``morphology`` (with the truth)
+    adds the astronomer's scores to ``metrics.json`` (:mod:`ganlstm.astro_scores`). ``compile`` compiles the
+    rollout steps (CUDA graphs on a GPU, eager on CPU; :mod:`ganlstm.compiled`); ``result["compile"]`` says what was done.
     """
     from .data.frame_files import ReaderWarning, ResizeWarning, mark_output
     from .data.fits_units import is_fits_file, physical_units, write_fits_in_units
@@ -154,7 +158,9 @@ def predict_to_directory(
     out = Path(out) if out is not None else default_output_dir(frames)
     _check_output_dir(out, frames, overwrite)  # before any work, so a refusal is instant
     check_samples(samples)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay)
+    if morphology and truth is None:
+        raise GanlstmError("--morphology scores the prediction against the frames that really followed; pass --truth too.")
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay, compile=compile)
     if samples > 1:
         refuse_pixel_model(predictor.model)
     if limits:
@@ -242,6 +248,12 @@ def predict_to_directory(
                    "checkpoint": str(predictor.checkpoint.get("path")), "frames": str(frames), "truth": str(truth),
                    "context": min(predictor.context, len(observed)),
                    "output_size": list(out_hw), "model_size": list(report.model_shape[1:])}
+        if morphology:
+            from .astro_scores import AstroAccumulator
+
+            astro = AstroAccumulator()
+            astro.update(pred[None], scored[None])
+            metrics["morphology"] = {**astro.per_horizon(), "mean": astro.summary()}
         _write_json(out / "metrics.json", metrics, overwrite)
     record = report.record(output_size)
     if short:
@@ -251,7 +263,8 @@ def predict_to_directory(
     if record["conversions"]:  # what was done to the frames, beside them
         prediction = {"frames": str(frames), "checkpoint": str(predictor.checkpoint.get("path")), **record}
         _write_json(out / "prediction.json", prediction, overwrite)
-    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction, "ensemble": ensemble}
+    return {"out": out, "frames": paths, "gif": gif, "metrics": metrics, "prediction": prediction, "ensemble": ensemble,
+            "compile": predictor.compile_note}
 
 
 __all__ = ["predict_to_directory", "default_output_dir"]

@@ -55,7 +55,7 @@ def prior_quality(gan_ckpt: Path) -> dict[str, float]:
 def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ckpt: Path, conv_ckpt: Path) -> dict[str, Any]:
     """Score everything on the held-out windows and write ``out/report/``; returns report.json's content."""
     from .evaluation import evaluate_models, persistence_warnings, trivial_baselines
-    from .results import format_table, write_metrics
+    from .results import format_astro_table, format_table, write_metrics
     from .train.forecaster import load_forecaster
     from .train.gan_health import read_health
 
@@ -65,11 +65,12 @@ def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ck
     prior = prior_quality(gan_ckpt)
     test = held_out(lstm_ckpt)
     models = {**trivial_baselines(), "gan_lstm": load_forecaster(lstm_ckpt, "cpu")[0], "convlstm": load_forecaster(conv_ckpt, "cpu")[0]}
-    result = evaluate_models(models, [s for _, s in test], cfg.context, cfg.horizon, device="cpu", stride=1)
+    result = evaluate_models(models, [s for _, s in test], cfg.context, cfg.horizon, device="cpu", stride=1,
+                             scores=("diversity", "morphology") if cfg.morphology else ("diversity",))
     result.info = {"data": cfg.data, "split": "test", "sequence_names": [n for n, _ in test],
                    "checkpoints": {"gan": str(gan_ckpt), "gan_lstm": str(lstm_ckpt), "convlstm": str(conv_ckpt)}}
     paths = write_metrics(result, report_dir, overwrite=True, title=f"{Path(cfg.data).name}: held-out windows")
-    table = format_table(result)
+    table = format_table(result) + ("\n\n" + format_astro_table(result) if cfg.morphology else "")
     atomic_write_bytes(report_dir / "table.txt", (table + "\n").encode())
     gif = _comparison(models, test, cfg, report_dir / "comparison.gif")
     health = read_health(Path(gan_ckpt).parent)

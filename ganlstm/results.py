@@ -35,6 +35,20 @@ METRIC_LABELS = {
     "sharpness": "sharpness (→1)",
 }
 
+#: The extra scores' labels and which way is better (True higher, False lower, None closest to 1).
+EXTRA_LABELS = {
+    "diversity": ("diversity (→1)", None),
+    "gini_err": ("|ΔGini| ↓", False),
+    "m20_err": ("|ΔM20| ↓", False),
+    "concentration_err": ("|ΔC| ↓", False),
+    "asymmetry_err": ("|ΔA| ↓", False),
+    "class_agreement": ("Gini-M20 class agrees ↑", True),
+    "separation_err": ("|Δ nuclei sep.| ↓ (px)", False),
+    "hist_distance": ("intensity W1 ↓", False),
+}
+#: The astronomer's table (``evaluate --morphology``): per horizon, then the per-window scores.
+ASTRO_TABLE = ("diversity", "gini_err", "m20_err", "concentration_err", "asymmetry_err", "class_agreement", "separation_err", "hist_distance")
+
 LOG_SCALE = ("mse", "mae")  # plotted on log axes: errors span decades (a diverging linear baseline)
 #: The plot's panels: per-pixel MSE is the per-frame MSE over a constant, so it gets no panel of its own.
 PLOTTED = ("mse", "mae", "psnr", "ssim", "sharpness")
@@ -51,8 +65,10 @@ def table_horizons(horizon: int, wanted: Sequence[int] | None = None) -> list[in
 
 def best_models(metric: str, values: Mapping[str, float]) -> set[str]:
     """The model(s) with the best value: lowest/highest, or closest to 1 for sharpness."""
-    rule = HIGHER_IS_BETTER[metric]
-    score = {m: (-v if rule else v) if rule is not None else abs(v - 1.0) for m, v in values.items()}
+    rule = HIGHER_IS_BETTER[metric] if metric in HIGHER_IS_BETTER else EXTRA_LABELS[metric][1]
+    score = {m: (-v if rule else v) if rule is not None else abs(v - 1.0) for m, v in values.items() if np.isfinite(v)}
+    if not score:
+        return set()
     top = min(score.values())
     return {m for m, s in score.items() if np.isclose(s, top, rtol=1e-9, atol=0)}
 
@@ -73,7 +89,8 @@ def format_table(result: Evaluation, *, horizons: Sequence[int] | None = None, m
         best = [best_models(metric, col) for col in columns]
         for i, model in enumerate(result.models):
             cells = [_fmt(col[model]) + ("*" if model in b and len(result.models) > 1 else "") for col, b in zip(columns, best)]
-            rows.append([METRIC_LABELS[metric] if i == 0 or markdown else "", model, *cells])
+            label = METRIC_LABELS[metric] if metric in METRIC_LABELS else EXTRA_LABELS[metric][0]
+            rows.append([label if i == 0 or markdown else "", model, *cells])
     caption = (f"j={result.context} -> k={result.horizon}: {result.windows} windows from {result.sequences} sequences"
                f"{'; * = best in column' if len(result.models) > 1 else ''}")
     if markdown:
@@ -84,6 +101,15 @@ def format_table(result: Evaluation, *, horizons: Sequence[int] | None = None, m
     fmt = [f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths)]
     lines = ["  ".join(f.format(c) for f, c in zip(fmt, r)).rstrip() for r in [head, *rows]]
     return caption + "\n" + "\n".join(lines)
+
+
+def format_astro_table(result: Evaluation, *, markdown: bool = False) -> str:
+    """The morphology, nuclei and diversity scores (``evaluate --morphology``), then the coalescence and flux errors per model."""
+    shown = [m for m in ASTRO_TABLE if all(m in result.per_horizon[x] for x in result.models)]
+    table = format_table(result, metrics=shown, markdown=markdown)
+    tail = [f"{m}: coalescence time error {_fmt(result.mean[m].get('coalescence_err', float('nan')))} frames, "
+            f"flux autocorrelation error {_fmt(result.mean[m].get('flux_acf_err', float('nan')))}" for m in result.models]
+    return table + "\n" + "\n".join(tail)
 
 
 # ---------------------------------------------------------------- files

@@ -28,7 +28,9 @@ BENCHMARK_MODELS = "gan_lstm,convlstm,predrnn,convgru,trajgru,e3dlstm,mim,simvp"
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace existing metrics files in --out.")
-def evaluate(checkpoints, data, context, horizon, out, split, size, stride, batch_size, device, amp, overwrite) -> None:
+@click.option("--morphology", is_flag=True, help="Also score Gini, M20, concentration, asymmetry, the Gini-M20 merger class, "
+              "the nuclei separation and coalescence time, and the flux statistics (slower; see docs/astronomy.md).")
+def evaluate(checkpoints, data, context, horizon, out, split, size, stride, batch_size, device, amp, overwrite, morphology) -> None:
     """Compare models on the same windows: per-horizon MSE/MAE/PSNR/SSIM/sharpness.
 
     Every model predicts K frames from J observed ones on every window (windows start every
@@ -36,18 +38,21 @@ def evaluate(checkpoints, data, context, horizon, out, split, size, stride, batc
     OUT/metrics.png, and prints horizons 1, K/2, K and the mean.
     """
     from ..evaluation import evaluate_checkpoints, persistence_warnings
-    from ..results import check_outputs, format_table, write_metrics
+    from ..results import check_outputs, format_astro_table, format_table, write_metrics
 
     if not overwrite and data.is_dir() and data.resolve() in (out.resolve(), *out.resolve().parents):
         # metrics.png inside a frame collection would be read back as a frame (or a whole sequence) next time.
         raise GanlstmError(f"--out {out} is inside --data {data}; choose another --out (or pass --overwrite).")
     check_outputs(out, overwrite)  # before minutes of work
     result = evaluate_checkpoints(checkpoints, data, context, horizon, split=split, size=size, batch_size=batch_size,
-                                  device=device, amp=amp, stride=stride)
+                                  device=device, amp=amp, stride=stride,
+                                  scores=("diversity", "morphology") if morphology else ("diversity",))
     paths = write_metrics(result, out, overwrite=overwrite)
     held = len(result.info["sequence_names"])
     short = held - result.sequences
     click.echo(format_table(result))
+    if morphology:
+        click.echo(format_astro_table(result))
     click.echo(f"scored {result.windows} windows from {result.sequences} of {held} sequences (split: {result.info['split']}, "
                f"a window every {stride or horizon} frames)"
                + (f"; {short} sequence(s) shorter than {context} + {horizon} frames gave no window" if short else ""))

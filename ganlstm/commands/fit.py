@@ -41,7 +41,8 @@ def parse_budget(text: str) -> float:
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (1 is fastest on a busy 2-core machine).")
 @click.option("--init", default="", help="Fine-tune stage one from this train-gan prior (same size and channels; FreezeD on D's first 2 blocks).")
 @click.option("--overwrite", is_flag=True, help="Start over in a non-empty --out (or one holding a fit with other settings).")
-def fit(data, out, budget, size, channels, interval, scaling, context, horizon, seed, device, amp, threads, init, overwrite) -> None:
+@click.option("--morphology", is_flag=True, help="The report also scores Gini, M20, C, A, the merger class, the nuclei and flux statistics (slower).")
+def fit(data, out, budget, size, channels, interval, scaling, context, horizon, seed, device, amp, threads, init, overwrite, morphology) -> None:
     """From your frames to a scored model: stage one, stage two, a ConvLSTM baseline, a report.
 
     Run the same command again to resume after an interruption.
@@ -54,7 +55,8 @@ def fit(data, out, budget, size, channels, interval, scaling, context, horizon, 
 
     cfg = FitConfig(data=str(data), out=str(out), budget=parse_budget(budget), size=int(size),
                     channels=int(channels) if channels else None, interval=interval, scaling=scaling, context=context,
-                    horizon=horizon, seed=seed, device=device, amp=amp, threads=threads, init=str(init or ""))
+                    horizon=horizon, seed=seed, device=device, amp=amp, threads=threads, init=str(init or ""),
+                    morphology=morphology)
     facts = run_fit(cfg, overwrite=overwrite)
     click.echo(Path(facts["files"]["table.txt"]).read_text())
     for line in facts["warnings"]:
