@@ -23,6 +23,7 @@ from .version import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "fit": ("fit", "fit", "From your frames to a scored model in one resumable command (all stages, a report)."),
     "simulate": ("simulate", "simulate", "Simulate galaxy mergers and write them as PNG frame sequences."),
+    "render": ("render", "render", "Render simulation snapshots (GADGET, SWIFT, tipsy, ... via pynbody) as surface-density frames."),
     "train-gan": ("gan", "train_gan", "Stage one: train the DCGAN prior on single frames."),
     "sample": ("gan", "sample", "Draw a grid of frames from a trained generator."),
     "interpolate": ("gan", "interpolate", "Render a latent-space walk of a generator as a GIF."),
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-encoder": ("forecast", "train_encoder", "Stage two: train encoder + ConvLSTM into the frozen generator."),
     "train-baseline": ("forecast", "train_baseline", "Train a baseline forecaster (convlstm, predrnn) the same way."),
     "predict": ("forecast", "predict", "Predict the frames that follow a sequence."),
+    "phases": ("phases", "phases", "Label every frame with its merger phase from the generator latent (k-means, ARI vs the truth)."),
     "evaluate": ("evaluate", "evaluate", "Compare models on the same windows: per-horizon MSE/MAE/PSNR/SSIM/sharpness."),
     "benchmark": ("evaluate", "benchmark", "Run the reproducible merger benchmark (train, evaluate, tabulate)."),
     "export": ("forecast", "export", "Write a small, prediction-only copy of a forecaster checkpoint."),
@@ -41,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 EXAMPLES: dict[str, str] = {
     "fit": "ganlstm fit --data my_movie.gif --out runs/mine --budget 45m",
     "simulate": "ganlstm simulate --out data/mergers --sequences 120 --frames 50 --size 32 --seed 1",
+    "render": "ganlstm render --snapshots sims/run1 --out frames/run1 --size 128 --projection xy --quantity stars",
     "train-gan": "ganlstm train-gan --data data/mergers --size 32 --max-steps 3000 --threads 1",
     "sample": "ganlstm sample --checkpoint runs/000-gan --out samples.png",
     "interpolate": "ganlstm interpolate --checkpoint runs/000-gan --steps 60 --out walk.gif",
@@ -48,6 +51,7 @@ EXAMPLES: dict[str, str] = {
     "train-encoder": "ganlstm train-encoder --gan runs/000-gan --data data/mergers --context 10 --horizon 20 --max-steps 5400",
     "train-baseline": "ganlstm train-baseline --model convlstm --data data/mergers --size 32 --max-steps 1000",
     "predict": "ganlstm predict --frames data/mergers/seq_0007 --steps 30 --out pred/",
+    "phases": "ganlstm phases --checkpoint runs/001-gan_lstm/best.pt --data data/mergers --out phases/",
     "evaluate": "ganlstm evaluate --checkpoint runs/001-gan_lstm --data data/mergers --context 20 --horizon 30 --out eval/",
     "benchmark": "ganlstm benchmark --quick --out bench/",
     "export": "ganlstm export --checkpoint runs/001-gan_lstm/best.pt --out small.pt",

@@ -24,6 +24,7 @@ import re
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,6 +70,45 @@ def simulate_sequence(params: MergerParams, frames: int, size: int, rng: np.rand
     xy = np.einsum("ck,tkn->tcn", camera.astype(np.float32), track)  # (T, 2, N)
     half_width = field_half_width(np.einsum("ck,tgk->tgc", camera, cores[::substeps]), params)
     return render(xy, size, half_width, params.psf, params.sky_noise, rng)
+
+
+class MergerParticles(NamedTuple):
+    """The particles of one simulated merger, frame by frame (see :func:`simulate_particles`)."""
+
+    times: np.ndarray  # (T,) simulation time of each frame
+    positions: np.ndarray  # (T, 3, N) float32 particle positions
+    masses: np.ndarray  # (N,) float32: the equal share (m1 + m2) / N of the total mass
+    cores: np.ndarray  # (T, 2, 3) positions of the two cores
+
+
+def simulate_particles(params: MergerParams, frames: int, rng: np.random.Generator) -> MergerParticles:
+    """The particles :func:`simulate_sequence` renders, before its projection: times, positions, masses, cores.
+
+    The same steps as :func:`simulate_sequence` (same frame times, same leapfrog, same draws from
+    ``rng`` for the initial particles): with an ``rng`` in the same state, these are the particles
+    behind its frames. Coordinates are the orbital frame (the cores orbit in the x-y plane, each disk
+    tilted by its ``incl``/``node``) in simulation units (G = 1, the primary has mass 1 and Plummer
+    scale 1). The test particles are massless in the physics; light follows mass
+    (:func:`initial_particles` splits them between the galaxies by mass), so each is given the
+    equal share ``(m1 + m2) / N`` of the total mass.
+    """
+    _check_counts(1, frames, 4)
+    params.check()
+    t_merge = coalescence_time(params)
+    t_end = MAX_TIME if t_merge is None else min(MAX_TIME, (1.0 + SETTLE_FRACTION) * t_merge)
+    frame_dt = t_end / max(frames - 1, 1)
+    substeps = max(1, math.ceil(frame_dt / base_timestep(params)))
+    dt = frame_dt / substeps
+    steps = substeps * (frames - 1)
+
+    m1, m2 = params.masses
+    rel = integrate_cores(params, dt, steps)  # (steps + 1, 2) core 2 relative to core 1
+    rel3 = np.concatenate([rel, np.zeros((steps + 1, 1))], axis=1)
+    cores = np.stack([-m2 / (m1 + m2) * rel3, m1 / (m1 + m2) * rel3], axis=1)  # (steps + 1, 2, 3)
+    pos, vel = initial_particles(params, cores[0], rng)
+    track, _ = integrate_particles(pos, vel, cores, params.masses, params.scales, dt, substeps)  # (T, 3, N)
+    masses = np.full(track.shape[2], (m1 + m2) / track.shape[2], dtype=np.float32)  # (N,)
+    return MergerParticles(frame_dt * np.arange(frames), track, masses, cores[::substeps])
 
 
 def _check_counts(sequences: int, frames: int, size: int) -> None:
