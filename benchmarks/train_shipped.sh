@@ -78,7 +78,7 @@ stage_convlstm() {
 stage_evaluate() {
   # The quality bar: the benchmark's test collection (seed 2), both tasks, next to persistence and linear,
   # with the installed checkpoints (the GAN-LSTM with its residual anchoring).
-  "$GANLSTM" benchmark --out "$ROOT/benchmark" --overwrite --device "$DEVICE" --models gan_lstm,convlstm \
+  "$GANLSTM" benchmark --size 32 --out "$ROOT/benchmark" --overwrite --device "$DEVICE" --models gan_lstm,convlstm \
     --checkpoint gan_lstm=checkpoints/gan_lstm.pt --checkpoint convlstm=checkpoints/convlstm.pt
 }
 

@@ -7,6 +7,7 @@ and writing with :mod:`ganlstm.results`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -85,9 +86,28 @@ MNIST_QUICK = BenchmarkSpec(name="mnist-quick", data="mnist", size=16, frames=20
                             gan_batch_size=16, nz=16, gan_width=8)
 
 
-def benchmark_spec(*, quick: bool = False, mnist: bool = False) -> BenchmarkSpec:
-    """The shipped specs: the merger benchmark or Moving MNIST, full or ``quick`` (a smoke test)."""
-    return {(False, False): MERGER, (True, False): MERGER_QUICK, (False, True): MNIST, (True, True): MNIST_QUICK}[(quick, mnist)]
+#: Frame sizes of the merger benchmark (``ganlstm benchmark --size``); 64 is the default, 32 the earlier spec.
+MERGER_SIZES = (32, 64, 128)
+MERGER_DEFAULT_SIZE = 64
+
+
+def benchmark_spec(*, quick: bool = False, mnist: bool = False, size: int | None = None) -> BenchmarkSpec:
+    """The shipped specs: the merger benchmark or Moving MNIST, full or ``quick`` (a smoke test).
+
+    ``size`` picks the merger benchmark's frame size (:data:`MERGER_SIZES`; default
+    :data:`MERGER_DEFAULT_SIZE`): the same simulated mergers, models, widths and budget at another
+    resolution (the encoders and generators gain or lose one stride-2 layer per doubling). The
+    quick and MNIST specs have their own sizes and refuse another.
+    """
+    spec = {(False, False): MERGER, (True, False): MERGER_QUICK, (False, True): MNIST, (True, True): MNIST_QUICK}[(quick, mnist)]
+    if spec is not MERGER:
+        if size is not None and size != spec.size:
+            raise GanlstmError(f"--size {size}: the {spec.name} spec runs at {spec.size} px only; leave --size out.")
+        return spec
+    size = MERGER_DEFAULT_SIZE if size is None else size
+    if size not in MERGER_SIZES:
+        raise GanlstmError(f"--size {size} is not a merger benchmark size; use one of {', '.join(map(str, MERGER_SIZES))}.")
+    return spec if size == spec.size else dataclasses.replace(spec, size=size, name=f"merger-{size}")
 
 
 def prepare_benchmark_data(spec: BenchmarkSpec, root: Path, mnist_path: str | Path | None = None) -> tuple[Path, Path]:
