@@ -15,7 +15,9 @@ Every figure is quoted against a reference measured in the same run, on the same
   CPU, see ``ganlstm.rollout.RENDER_CHUNK``; channels_last weights), the same with the weights
   in the default NCHW layout, as one call, and per step (30 calls of 64);
 * **train**: samples per second of one ``train_step`` of stage one (``GanTask``, frames) and of
-  stage two (``ForecastTask`` on the GAN-LSTM, windows of 10 + 10 frames).
+  stage two (``ForecastTask`` on the GAN-LSTM, windows of 10 + 10 frames);
+* **shipped**: the checkpoints in checkpoints/ (32 px) at batch 1 and 16, with GFLOP and generator
+  and encoder frames per predicted frame, and GAN-LSTM / ConvLSTM frames/s (``speed_cases.py``).
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions,
 forward and backward; element-wise work is not counted, so the fractions are lower bounds).
@@ -25,7 +27,9 @@ round-robin so that a burst of load from other processes does not land on one mo
 The 1-minute load average is recorded before and after every section::
 
     python benchmarks/speed.py                          # the full measurement (~13 min on 1 CPU thread)
-    python benchmarks/speed.py --quick                  # a small configuration (~30 s): a smoke test
+    python benchmarks/speed.py --quick                  # a small configuration (< 1 min on 1 quiet thread): a smoke test
+    python benchmarks/speed.py --threads 1 --only shipped          # the shipped checkpoints alone
+    python benchmarks/speed.py --threads 1 --only shipped --compile  # ... and compiled as `predict --compile` does
     python benchmarks/speed.py --threads 1 --out speed.json
     python benchmarks/speed.py --compile --batches 8    # also torch.compile the step (benchmark-only)
     python benchmarks/speed.py --device cuda --compile --compile-mode reduce-overhead  # ... with CUDA graphs
@@ -38,15 +42,12 @@ import copy
 import json
 import os
 import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils._pytree import tree_map
-from torch.utils.flop_counter import FlopCounterMode
 
 import ganlstm.rollout as engine
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
@@ -56,76 +57,19 @@ from ganlstm.train.distributed import Dist
 from ganlstm.train.forecaster import ForecastTask
 from ganlstm.train.gan import GanTask
 
+sys.path.insert(0, str(Path(__file__).parent))
+from speed_cases import against, bench_shipped, flops, load, shipped_markdown, with_references  # noqa: E402
+
 # gan_lstm/pixels is the default (ForecasterConfig.feedback): it decodes and re-encodes every closed-loop
 # step; gan_lstm/latent feeds predicted latents back through the learned lift and decodes only at the end.
 MODELS = ("gan_lstm/latent", "gan_lstm/pixels", "persistence", "linear", "convlstm", "predrnn")
 REFERENCE_MODEL = "convlstm"  # the original project's "Simple ConvLSTM": the rollout reference
-FULL = dict(size=64, batches=(1, 8, 64), context=10, horizon=30, decode=(64, 30), gan_batch=32, enc_batch=32,
+SECTIONS = ("rollout", "decode", "train", "shipped")
+FULL = dict(models=MODELS, size=64, batches=(1, 8, 64), context=10, horizon=30, decode=(64, 30), gan_batch=32, enc_batch=32,
             enc_context=10, enc_horizon=10, hidden=(64, 64), repeats=3)
-QUICK = dict(size=32, batches=(1, 4), context=4, horizon=6, decode=(8, 6), gan_batch=8, enc_batch=4,
-             enc_context=3, enc_horizon=3, hidden=(16, 16), repeats=2)
-
-
-# ---------------------------------------------------------------- measuring
-
-
-def load() -> float:
-    """The 1-minute load average (NaN where the OS has none)."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall seconds of one call, device work included."""
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def round_robin(cases: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per case: one warm-up call each, then ``repeats`` rounds over all cases."""
-    for fn in cases.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            times[name].append(timed(fn, device))
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def flops(fn: Callable[[], object]) -> int:
-    """Matmul/convolution FLOPs of one call (forward and backward, as it runs)."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def references(device: torch.device) -> dict[str, tuple[Callable[[], object], int]]:
-    """The reference workloads and their FLOPs: a large float32 matmul and a large 3x3 convolution."""
-    n = 8192 if device.type == "cuda" else 4096
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
-    x, w = torch.randn(16, 256, 32, 32, device=device), torch.randn(256, 256, 3, 3, device=device)
-    conv_flops = 2 * 16 * 256 * 256 * 9 * 32 * 32
-    return {"peak": (lambda: a @ b, 2 * n**3), "conv": (lambda: torch.nn.functional.conv2d(x, w, padding=1), conv_flops)}
-
-
-def with_references(cases: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds per case, and the references' FLOP/s timed in the same round-robin."""
-    refs = references(device)
-    seconds = round_robin({**cases, **{f"__{k}": fn for k, (fn, _) in refs.items()}}, repeats, device)
-    return seconds, {k: f / seconds.pop(f"__{k}") for k, (_, f) in refs.items()}
-
-
-def against(flop_per_s: float, refs: dict[str, float]) -> dict[str, float]:
-    """The fields every row carries: the references and the achieved fraction of each."""
-    return {"peak_flop_per_s": refs["peak"], "conv_flop_per_s": refs["conv"],
-            "fraction_of_peak": flop_per_s / refs["peak"], "fraction_of_conv": flop_per_s / refs["conv"]}
+# --quick: fewer models, 32 px, 6-frame rollouts, 2 repeats and a 2048^2 matmul reference (~0.1 s, not ~1 s, a call)
+QUICK = dict(models=("gan_lstm/pixels", "persistence", REFERENCE_MODEL), size=32, batches=(1, 4), context=4, horizon=6,
+             decode=(8, 6), gan_batch=8, enc_batch=4, enc_context=3, enc_horizon=3, hidden=(16, 16), repeats=2, ref_n=2048)
 
 
 # ---------------------------------------------------------------- models
@@ -178,7 +122,7 @@ def bench_rollout(spec: dict, device: torch.device, compile_mode: str | None, am
     one's largest absolute difference from its eager twin's frames (``max_abs_diff_vs_eager``).
     """
     size, j, k = spec["size"], spec["context"], spec["horizon"]
-    names = list(MODELS) + ([f"{n}+compile" for n in COMPILED] if compile_mode else [])
+    names = list(spec["models"]) + ([f"{n}+compile" for n in COMPILED if n in spec["models"]] if compile_mode else [])
     models = {}
     for name in names:
         base = name.removesuffix("+compile")
@@ -201,7 +145,7 @@ def bench_rollout(spec: dict, device: torch.device, compile_mode: str | None, am
             per_sample.setdefault(name, per_sample[name.removesuffix("+compile")])
         load0 = load()
         cases = {name: (lambda m=m: engine.predict(m, x, k, amp=amp)) for name, m in models.items()}
-        seconds, refs = with_references(cases, spec["repeats"], device)
+        seconds, refs = with_references(cases, spec["repeats"], device, spec.get("ref_n"))
         load1 = load()
         ref_fps = batch * k / seconds[REFERENCE_MODEL]
         for name, s in seconds.items():
@@ -235,7 +179,7 @@ def bench_decode(spec: dict, device: torch.device, amp: str) -> list[dict]:
     }
     load0 = load()
     with torch.inference_mode(), autocast(device, amp):
-        seconds, refs = with_references(cases, spec["repeats"], device)
+        seconds, refs = with_references(cases, spec["repeats"], device, spec.get("ref_n"))
     load1 = load()
     return [{"device": device.type, "case": name, "frames": b * k, "seconds": s, "frames_per_s": b * k / s,
              "flop_per_s": per_frame * b * k / s, **against(per_frame * b * k / s, refs), "load": [load0, load1]}
@@ -261,7 +205,7 @@ def bench_train(spec: dict, device: torch.device, amp: str) -> list[dict]:
                                       f"windows {spec['enc_context']}+{spec['enc_horizon']}")}
     per_step = {name: flops(fn) for name, (fn, _, _) in steps.items()}
     load0 = load()
-    seconds, refs = with_references({name: fn for name, (fn, _, _) in steps.items()}, spec["repeats"], device)
+    seconds, refs = with_references({name: fn for name, (fn, _, _) in steps.items()}, spec["repeats"], device, spec.get("ref_n"))
     load1 = load()
     return [{"device": device.type, "stage": name, "batch": batch, "sample": unit, "seconds_per_step": seconds[name],
              "samples_per_s": batch / seconds[name], "gflop_per_step": per_step[name] / 1e9,
@@ -277,30 +221,35 @@ def markdown(result: dict) -> str:
     """The tables; "of peak" / "of conv" divide by the references timed in the same round-robin (last table)."""
     m = result["machine"]
     lines = [f"machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}, {result['threads']} thread(s); "
-             f"1-min load average {result['load_start']:.2f} at start, {result['load_end']:.2f} at end", "",
-             "| device | model | batch | frames/s | × ConvLSTM | GFLOP/sample | GFLOP/s | of peak | of conv |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+             f"1-min load average {result['load_start']:.2f} at start, {result['load_end']:.2f} at end"]
+    if result["rollout"]:
+        lines += ["", "| device | model | batch | frames/s | × ConvLSTM | GFLOP/sample | GFLOP/s | of peak | of conv |",
+                  "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
     for r in result["rollout"]:
         fracs = f"{r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%}" if r["gflop_per_sample"] else "– | –"
         model = r["model"] + (f" (max diff {r['max_abs_diff_vs_eager']:.1e})" if "max_abs_diff_vs_eager" in r else "")
         lines.append(f"| {r['device']} | {model} | {r['batch']} | {r['frames_per_s']:.1f} | {r['vs_convlstm']:.2f} | "
                      f"{r['gflop_per_sample']:.2f} | {r['flop_per_s'] / 1e9:.1f} | {fracs} |")
-    lines += ["", "| device | decode of B×K latents | frames | frames/s | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|"]
+    if result["decode"]:
+        lines += ["", "| device | decode of B×K latents | frames | frames/s | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|"]
     for r in result["decode"]:
         lines.append(f"| {r['device']} | {r['case']} | {r['frames']} | {r['frames_per_s']:.1f} | {r['flop_per_s'] / 1e9:.1f} | "
                      f"{r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%} |")
-    lines += ["", "| device | training step | batch | samples/s | GFLOP/step | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|--:|"]
+    if result["train"]:
+        lines += ["", "| device | training step | batch | samples/s | GFLOP/step | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|--:|"]
     for r in result["train"]:
         lines.append(f"| {r['device']} | {r['stage']} ({r['sample']}) | {r['batch']} | {r['samples_per_s']:.2f} | "
                      f"{r['gflop_per_step']:.1f} | {r['flop_per_s'] / 1e9:.1f} | {r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%} |")
+    lines += shipped_markdown(result["shipped"])
     lines += ["", "| device | section | matmul peak GFLOP/s | conv GFLOP/s |", "|---|---|--:|--:|"]
-    for section in ("rollout", "decode", "train"):
+    for section in SECTIONS:
         seen = []
         for r in result[section]:
-            key = (r["device"], r["batch"] if section == "rollout" else None)
+            batched = section in ("rollout", "shipped")
+            key = (r["device"], r["batch"] if batched else None)
             if key not in seen:
                 seen.append(key)
-                label = section + (f" (batch {r['batch']})" if section == "rollout" else "")
+                label = section + (f" (batch {r['batch']})" if batched else "")
                 lines.append(f"| {r['device']} | {label} | {r['peak_flop_per_s'] / 1e9:.1f} | {r['conv_flop_per_s'] / 1e9:.1f} |")
     return "\n".join(lines)
 
@@ -322,6 +271,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--repeats", type=int, help="timed runs per case (median reported); default 3, 2 with --quick")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all = CPU, and CUDA when present")
+    parser.add_argument("--only", type=lambda v: tuple(v.split(",")), default=SECTIONS, help=f"sections to run, e.g. shipped (default {','.join(SECTIONS)})")
     parser.add_argument("--compile", action="store_true", help="also roll out with torch.compile'd steps (gan_lstm, convlstm)")
     parser.add_argument("--compile-mode", default="default", choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
                         help="torch.compile mode of --compile (reduce-overhead: CUDA graphs)")
@@ -330,6 +280,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available here")
+    if set(args.only) - set(SECTIONS):
+        parser.error(f"--only {','.join(args.only)}: choose among {', '.join(SECTIONS)}")
+    began = time.perf_counter()
 
     spec = dict(QUICK if args.quick else FULL)
     if args.repeats:
@@ -345,20 +298,26 @@ def main() -> None:
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "threads": args.threads, "amp": args.amp, "spec": spec, "load_start": load(),
-        "rollout": [], "decode": [], "train": [],
+        **{section: [] for section in SECTIONS},
     }
+    mode = args.compile_mode if args.compile else None
     for device in devices:
-        for section, run in (("rollout", lambda: bench_rollout(spec, device, args.compile_mode if args.compile else None, args.amp)),
+        for section, run in (("rollout", lambda: bench_rollout(spec, device, mode, args.amp)),
                              ("decode", lambda: bench_decode(spec, device, args.amp)),
-                             ("train", lambda: bench_train(spec, device, args.amp))):
+                             ("train", lambda: bench_train(spec, device, args.amp)),
+                             ("shipped", lambda: bench_shipped(spec, device, mode, args.amp))):
+            if section not in args.only:
+                continue
             start = time.perf_counter()
             result[section] += run()
             print(f"{device.type} {section}: {time.perf_counter() - start:.0f} s, load {load():.2f}", file=sys.stderr, flush=True)
     result["load_end"] = load()
+    result["wall_s"] = time.perf_counter() - began
     print(markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {args.out}")
+    print(f"\nwall time {result['wall_s']:.0f} s (1-min load average {result['load_start']:.2f} at start, {result['load_end']:.2f} at end)")
 
 
 if __name__ == "__main__":

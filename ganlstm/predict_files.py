@@ -143,7 +143,7 @@ def predict_to_directory(
     frames written are then their mean, and :func:`ganlstm.ensemble_files.write_ensemble` adds the
     members, the spread map and ``ensemble.json`` (``result["ensemble"]``). ``morphology`` (with the truth)
     adds the astronomer's scores to ``metrics.json`` (:mod:`ganlstm.astro_scores`). ``compile`` compiles the
-    rollout steps (CUDA graphs on a GPU, eager on CPU; :mod:`ganlstm.compiled`); ``result["compile"]`` says what was done.
+    rollout steps (CUDA graphs on a GPU; on CPU, where one sequence measured no faster, it runs eagerly; :mod:`ganlstm.compiled`); ``result["compile"]`` says what was done.
     """
     from .data.frame_files import ReaderWarning, ResizeWarning, mark_output
     from .data.fits_units import is_fits_file, physical_units, write_fits_in_units
