@@ -18,7 +18,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ROOT=${ROOT:-runs/shipped}
+SIZE=${SIZE:-32}      # frame size; SIZE=64 trains the same recipe at 64 px into runs/shipped64 (issue 20; not installed by default)
+if [ "$SIZE" = 32 ]; then ROOT=${ROOT:-runs/shipped}; else ROOT=${ROOT:-runs/shipped$SIZE}; fi
 GANLSTM=${GANLSTM:-.venv/bin/ganlstm}
 PYTHON=${PYTHON:-.venv/bin/python}
 DEVICE=${DEVICE:-cpu}
@@ -37,7 +38,7 @@ best() { ls -d "$1"/*-"$2" | tail -n 1; }
 
 stage_data() {
   [ -f "$DATA/simulation.json" ] && return
-  "$GANLSTM" simulate --out "$DATA" --sequences 120 --frames 50 --size 32 --seed 1
+  "$GANLSTM" simulate --out "$DATA" --sequences 120 --frames 50 --size "$SIZE" --seed 1
 }
 
 stage_gan() {
@@ -48,7 +49,7 @@ stage_gan() {
     # projection SSIM 0.88 on validation frames, against 0.67 for the earlier nz-32 SN/hinge/DiffAugment
     # generator (docs/benchmarks.md, "Stage one: the latent's shape"). The shipped prior is the plain
     # DCGAN (--encoder 0 --recon-weight 0 --ada-target 0), which train-gan's defaults no longer are.
-    "$GANLSTM" train-gan --data "$DATA" --size 32 --scaling fixed --nz 512 --latent-grid 4 --ngf 32 --ndf 32 \
+    "$GANLSTM" train-gan --data "$DATA" --size "$SIZE" --scaling fixed --nz 512 --latent-grid 4 --ngf 32 --ndf 32 \
       --encoder 0 --recon-weight 0 --ada-target 0 \
       --batch-size 32 --test-fraction 0 --seed 0 --max-steps $GAN_STEPS --save-every 50 --device "$DEVICE" --out "$ROOT/gan"
   fi
@@ -78,7 +79,7 @@ stage_convlstm() {
 stage_evaluate() {
   # The quality bar: the benchmark's test collection (seed 2), both tasks, next to persistence and linear,
   # with the installed checkpoints (the GAN-LSTM with its residual anchoring).
-  "$GANLSTM" benchmark --size 32 --out "$ROOT/benchmark" --overwrite --device "$DEVICE" --models gan_lstm,convlstm \
+  "$GANLSTM" benchmark --size "$SIZE" --out "$ROOT/benchmark" --overwrite --device "$DEVICE" --models gan_lstm,convlstm \
     --checkpoint gan_lstm=checkpoints/gan_lstm.pt --checkpoint convlstm=checkpoints/convlstm.pt
 }
 

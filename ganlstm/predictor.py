@@ -68,16 +68,24 @@ class Predictor:
         self.context: int = saved_configs(checkpoint)[0].context  # frames the model was trained to warm up on
         self.amp = amp
         self.device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+        self.compile_note: str | None = None  # what ``from_checkpoint(..., compile=True)`` did (ganlstm.compiled)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", amp: str = "no", *,
-                        anchor_decay: float | None = None) -> Predictor:
+                        anchor_decay: float | None = None, compile: bool = False) -> Predictor:
         """Load a forecaster checkpoint (file or run directory); ``None`` loads the shipped one.
 
         ``anchor_decay`` replaces the checkpoint's residual anchoring (GAN-LSTM; 0 = the generator's frames as drawn).
+        ``compile=True`` compiles each rollout step, with CUDA graphs on a GPU; on CPU only for batches of 16 or
+        more (batch 1 measured no faster; :mod:`ganlstm.compiled`). ``compile_note`` says what was done.
         """
+        from .compiled import compile_for_prediction
+
         model, ckpt = load_forecaster(path if path is not None else default_checkpoint(), device, anchor_decay=anchor_decay)
-        return cls(model, ckpt, amp=amp)
+        predictor = cls(model, ckpt, amp=amp)
+        if compile:
+            predictor.model, predictor.compile_note = compile_for_prediction(predictor.model, predictor.device)
+        return predictor
 
     @property
     def image_size(self) -> int:
@@ -247,6 +255,34 @@ class Predictor:
         from .phases import phases
 
         return phases(self, sequences, k=k, seed=seed)
+
+    def morphology(self, frames: FramesLike) -> dict[str, np.ndarray]:
+        """Gini, M20, concentration, asymmetry, the Gini-M20 merger class and the nuclei separation (px) of every frame.
+
+        ``frames`` as :meth:`predict` takes them (a prediction, too); each value is (T,) (:mod:`ganlstm.morphology`,
+        :mod:`ganlstm.nuclei`). Compare a prediction's with the truth's, or use :class:`ganlstm.astro_scores.AstroAccumulator`.
+        """
+        from .morphology import morphology
+        from .nuclei import separation_curve
+
+        x, _ = self._as_batch(frames)
+        flat = x.flatten(0, 1).numpy()  # (B*T, C, H, W) in [0, 1]
+        return {**morphology(flat), "separation": separation_curve(flat)}
+
+    def read_snapshots(self, path: str | Path, *, projection: str = "xy", quantity: str = "stars") -> np.ndarray:
+        """Simulation snapshots (a directory pynbody reads) rendered and read as this model reads frames: (T, C, H, W).
+
+        The same path as ``ganlstm render --snapshots DIR --format npy`` followed by :meth:`read`: a surface-density
+        cube at the model's size, then the model's own scaling.
+        """
+        import tempfile
+
+        from .data.snapshots import render_snapshots
+
+        with tempfile.TemporaryDirectory() as tmp:
+            render_snapshots(path, Path(tmp) / "frames", size=self.image_size, projection=projection, quantity=quantity,
+                             fmt="npy", progress=False)
+            return self.read(next((Path(tmp) / "frames").glob("*.npy")))
 
     def interpolate(self, z0: np.ndarray | Tensor, z1: np.ndarray | Tensor, n: int) -> np.ndarray:
         """``n`` frames (n, C, H, W) along the spherical interpolation from latent ``z0`` to ``z1`` (nz,), both ends included."""
