@@ -49,8 +49,12 @@ stage_gan() {
     # projection SSIM 0.88 on validation frames, against 0.67 for the earlier nz-32 SN/hinge/DiffAugment
     # generator (docs/benchmarks.md, "Stage one: the latent's shape"). The shipped prior is the plain
     # DCGAN (--encoder 0 --recon-weight 0 --ada-target 0), which train-gan's defaults no longer are.
+    # At 64 px the plain DCGAN collapsed (gan_health: samples' spread 4 % of the real frames' at step 672, D right on
+    # 100 % at step 840), so SIZE != 32 keeps train-gan's defaults: an encoder beside G with a reconstruction term
+    # and adaptive augmentation, the prior `ganlstm fit` trains on a user's frames.
+    if [ "$SIZE" = 32 ]; then PLAIN=(--encoder 0 --recon-weight 0 --ada-target 0); else PLAIN=(); fi
     "$GANLSTM" train-gan --data "$DATA" --size "$SIZE" --scaling fixed --nz 512 --latent-grid 4 --ngf 32 --ndf 32 \
-      --encoder 0 --recon-weight 0 --ada-target 0 \
+      "${PLAIN[@]}" \
       --batch-size 32 --test-fraction 0 --seed 0 --max-steps $GAN_STEPS --save-every 50 --device "$DEVICE" --out "$ROOT/gan"
   fi
 }

@@ -6,6 +6,7 @@ without a GPU.
 """
 from __future__ import annotations
 
+import shutil
 import warnings
 
 import pytest
@@ -58,6 +59,7 @@ def counting_compile(calls: list):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_step_gives_the_eager_frames_on_cpu(checkpoints):
     eager, model = twins(checkpoints["pixels"])
     assert compile_parts(model, "default") == ["step", "frame_of"]
