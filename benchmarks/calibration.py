@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from ganlstm.calibration import CalibrationAccumulator
+from ganlstm.calibration import CalibrationAccumulator, choose_spread
 from ganlstm.data.simulate import simulate_arrays
 from ganlstm.ensemble import sample_futures
 from ganlstm.models.baselines import Persistence
@@ -46,14 +46,6 @@ def score(model, ctx, tgt, members: int, spread: float, seed: int) -> Calibratio
 def mae_pixel(model, ctx, tgt) -> list[float]:
     pred = predict(model, ctx, tgt.shape[1])  # (B, K, C, H, W)
     return [float(v) for v in (pred - tgt).abs().mean(dim=(0, 2, 3, 4))]
-
-
-def choose_spread(rows: list[tuple[float, float, float]], band: tuple[float, float] = (0.8, 1.2)) -> float:
-    """(spread, spread-skill, CRPS) rows -> the calibrated spread with the lowest CRPS, else the one nearest 1."""
-    calibrated = [r for r in rows if band[0] <= r[1] <= band[1]]
-    if calibrated:
-        return min(calibrated, key=lambda r: r[2])[0]
-    return min(rows, key=lambda r: abs(math.log(r[1])))[0]
 
 
 def main() -> None:

@@ -93,6 +93,43 @@ class CalibrationAccumulator:
         return out
 
 
+#: The spreads ``fit`` tries on its validation windows (:func:`calibrate_spread`), and the spread-skill band that counts as calibrated.
+SPREAD_GRID = (0.3, 0.5, 0.7, 1.0, 1.4)
+CALIBRATED_BAND = (0.8, 1.2)
+
+
+def choose_spread(rows: list[tuple[float, float, float]], band: tuple[float, float] = CALIBRATED_BAND) -> float:
+    """(spread, spread-skill, CRPS) rows -> the sharpest calibrated spread (Gneiting et al. 2007).
+
+    Of the spreads whose spread-skill ratio lies in ``band``, the one with the lowest CRPS; when none
+    does, the one whose ratio is nearest 1.
+    """
+    if not rows:
+        raise ValueError("no spreads to choose from")
+    calibrated = [r for r in rows if band[0] <= r[1] <= band[1]]
+    if calibrated:
+        return min(calibrated, key=lambda r: r[2])[0]
+    return min(rows, key=lambda r: abs(math.log(max(r[1], 1e-12))))[0]
+
+
+def calibrate_spread(model, context: Tensor, target: Tensor, *, spreads: tuple[float, ...] = SPREAD_GRID, members: int = 8,
+                     seed: int = 0) -> tuple[float, list[dict[str, float]]]:
+    """The spread for ``model``'s ensembles, chosen on windows context (B, J, C, H, W) / target (B, K, C, H, W) in [0, 1].
+
+    Returns the chosen spread and one row per spread tried: ``spread``, ``spread_skill`` (geometric mean
+    over horizons) and ``crps`` (mean over horizons).
+    """
+    from .ensemble import sample_futures
+
+    rows = []
+    for spread in spreads:
+        acc = CalibrationAccumulator()
+        acc.update(sample_futures(model, context, target.shape[1], members, spread=spread, seed=seed), target)
+        summary = acc.summary()
+        rows.append({"spread": float(spread), "spread_skill": summary["spread_skill"], "crps": summary["crps"]})
+    return choose_spread([(r["spread"], r["spread_skill"], r["crps"]) for r in rows]), rows
+
+
 def calibrate(members: Tensor, truth: Tensor) -> dict[str, list[float]]:
     """The per-horizon table for one ensemble: members (N, B, K, C, H, W), truth (B, K, C, H, W)."""
     acc = CalibrationAccumulator()
@@ -100,4 +137,5 @@ def calibrate(members: Tensor, truth: Tensor) -> dict[str, list[float]]:
     return acc.per_horizon()
 
 
-__all__ = ["CALIBRATION_METRICS", "CalibrationAccumulator", "crps_ensemble", "calibrate"]
+__all__ = ["CALIBRATION_METRICS", "CalibrationAccumulator", "crps_ensemble", "calibrate", "calibrate_spread", "choose_spread",
+           "SPREAD_GRID"]

@@ -185,6 +185,9 @@ class ForecasterConfig:
     # to the k-th predicted frame times anchor_decay**(k-1) (0 = off). G cannot draw x_J exactly; its
     # error at x_J is nearly its error at x_J+1, so the first frames keep the observed detail.
     anchor_decay: float = 0.0
+    # gan_lstm, with --samples only: the latent nudge per horizon that draws an ensemble (ganlstm/ensemble.py);
+    # 0 = ganlstm.ensemble.DEFAULT_SPREAD. `fit` records the spread it calibrated on its validation windows.
+    sample_spread: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list):  # JSON has no tuples

@@ -42,6 +42,7 @@ BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("ForecasterConfig", "hidden"): _WIDTH,  # each entry
     ("ForecasterConfig", "kernel"): (1, 15),
     ("ForecasterConfig", "latent_cap"): (0, None),
+    ("ForecasterConfig", "sample_spread"): (0, 10),
     ("ForecastTrainConfig", "context"): (1, 10000),
     ("ForecastTrainConfig", "horizon"): (1, 100000),
     ("ForecastTrainConfig", "stride"): (1, None),

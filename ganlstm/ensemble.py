@@ -19,7 +19,9 @@ benchmark's test seed) as the sharpest calibrated spread: of the spreads whose s
 lay in [0.8, 1.2], the one with the lowest CRPS (Gneiting et al. 2007). On three test seeds its
 ensemble CRPS was 0.027-0.030 per pixel against 0.032-0.033 for the deterministic forecast's MAE;
 it is under-dispersed at horizons 1-10 (spread-skill 0.55-0.76) and calibrated at 15-30 (0.8-1.15).
-``benchmarks/calibration.py`` and docs/benchmarks.md ("Uncertainty") hold the numbers.
+``benchmarks/calibration.py`` and docs/benchmarks.md ("Uncertainty") hold the numbers. ``ganlstm fit``
+chooses the spread by the same rule on its own validation windows and records it in the checkpoint
+(``ForecasterConfig.sample_spread``), which then is the default (:func:`model_spread`).
 
 Only models with a latent to nudge sample (``gan_lstm``); a pixel-space model is refused in one
 sentence rather than given noise that means nothing.
@@ -78,16 +80,23 @@ def latent_sampling(model: nn.Module, spread: float, seed: int) -> Iterator[None
         model.latent_noise, model.noise_generator = before
 
 
-def sample_futures(model: nn.Module, frames01: Tensor, steps: int, samples: int, *, spread: float = DEFAULT_SPREAD,
+def model_spread(model: nn.Module) -> float:
+    """The spread ``model``'s checkpoint records (``ForecasterConfig.sample_spread``, set by ``fit``), else :data:`DEFAULT_SPREAD`."""
+    return float(getattr(getattr(model, "cfg", None), "sample_spread", 0.0) or DEFAULT_SPREAD)
+
+
+def sample_futures(model: nn.Module, frames01: Tensor, steps: int, samples: int, *, spread: float | None = None,
                    seed: int = 0, amp: str = "no") -> Tensor:
     """``samples`` futures of ``steps`` frames after ``frames01`` (B, T, C, H, W) in [0, 1]: (N, B, K, C, H, W) in [0, 1], on CPU.
 
     Members are rolled out together, :data:`MEMBER_BATCH` rows (member x sequence) per batch, each
     from its own noise; the same ``seed`` draws the same ensemble. ``samples=1`` is the forecast.
+    ``spread`` None takes :func:`model_spread`.
     """
     from .rollout import predict
 
     check_samples(samples)
+    spread = model_spread(model) if spread is None else spread
     check_spread(spread)
     if frames01.dim() != 5:
         raise ValueError(f"frames01 must be (B, T, C, H, W), got {tuple(frames01.shape)}")
@@ -107,4 +116,4 @@ def ensemble_stats(samples: Tensor) -> tuple[Tensor, Tensor]:
     return samples.mean(0), samples.std(0, correction=0)
 
 
-__all__ = ["DEFAULT_SPREAD", "can_sample", "sample_futures", "ensemble_stats", "latent_sampling"]
+__all__ = ["DEFAULT_SPREAD", "can_sample", "model_spread", "sample_futures", "ensemble_stats", "latent_sampling"]

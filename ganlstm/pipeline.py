@@ -11,6 +11,7 @@ The stages stay the separate commands they are (``train-gan``, ``train-encoder``
 3. **stage two**: the GAN-LSTM, its reader starting from stage one's encoder;
 4. **baseline**: the pixel ConvLSTM, same windows and losses;
 5. **anchor**: residual anchoring's decay chosen on the validation windows (:func:`anchor_score`);
+   **spread**: the ensemble spread of ``predict --samples`` calibrated on them (:func:`choose_sample_spread`);
 6. **report**: every model, persistence and linear on the held-out windows; a per-horizon
    table, ``metrics.png``, ``comparison.gif``, and plain warnings where the GAN-LSTM loses to
    copy-last-frame or stage one failed.
@@ -252,6 +253,10 @@ def _run_fit(cfg: FitConfig, overwrite: bool) -> dict[str, Any]:
             t0 = time.perf_counter()
             decay, scores = choose_anchor(_best(lstm_dir), cfg)
             state.finish("anchor", time.perf_counter() - t0, anchor={"decay": decay, "val_score": scores})
+        if "spread" not in state.data["done"]:
+            t0 = time.perf_counter()
+            spread, rows = choose_sample_spread(_best(lstm_dir), cfg)
+            state.finish("spread", time.perf_counter() - t0, spread={"spread": spread, "val": rows})
         from .report import write_report
 
         return write_report(out, cfg, state.data, gan_ckpt, _best(lstm_dir), _best(conv_dir))
@@ -329,4 +334,35 @@ def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, fl
     return best, scores
 
 
-__all__ = ["run_fit", "inspect_data", "choose_anchor", "calibrate", "BUDGET_SHARES", "STATE_FILE"]
+def choose_sample_spread(checkpoint: Path, cfg: FitConfig) -> tuple[float, list[dict[str, float]]]:
+    """The ensemble spread (``predict --samples``) calibrated on the validation windows; recorded in the checkpoint.
+
+    :func:`ganlstm.calibration.calibrate_spread`: the sharpest spread whose spread-skill ratio lies in [0.8, 1.2].
+    """
+    from .calibration import calibrate_spread
+    from .checkpoint import load_checkpoint
+    from .data.windows import WindowDataset
+    from .report import held_out
+    from .train.forecaster import load_forecaster, set_sample_spread
+
+    import torch
+
+    ckpt = load_checkpoint(checkpoint, kind="forecaster")
+    windows = WindowDataset([s for _, s in held_out(ckpt, "val")], cfg.context, cfg.horizon, 1)
+    if len(windows) == 0:
+        _say("spread: no validation window to calibrate on; predict --samples keeps the default spread")
+        return 0.0, []
+    take = [windows[i] for i in range(0, len(windows), max(1, len(windows) // SPREAD_WINDOWS))][:SPREAD_WINDOWS]
+    context, target = (torch.stack(x) for x in zip(*take))  # (N, J, C, H, W), (N, K, C, H, W)
+    spread, rows = calibrate_spread(load_forecaster(ckpt, "cpu")[0], context, target, seed=cfg.seed)
+    set_sample_spread(checkpoint, spread)
+    _say(f"spread: {spread:g} for predict --samples (validation spread-skill / CRPS: "
+         + ", ".join(f"{r['spread']:g}: {r['spread_skill']:.2f} / {r['crps']:.4f}" for r in rows) + ")")
+    return spread, rows
+
+
+#: Validation windows the ensemble spread is calibrated on (evenly spaced over the split).
+SPREAD_WINDOWS = 32
+
+
+__all__ = ["run_fit", "inspect_data", "choose_anchor", "choose_sample_spread", "calibrate", "BUDGET_SHARES", "STATE_FILE"]

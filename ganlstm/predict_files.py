@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ensemble import DEFAULT_SPREAD, check_samples, refuse_pixel_model, sample_futures
+from .ensemble import check_samples, model_spread, refuse_pixel_model, sample_futures
 from .ensemble_files import write_ensemble
 from .errors import GanlstmError
 from .predictor import GIF_MAX_FRAMES, STREAM_CHUNK, Predictor
@@ -210,8 +210,9 @@ def predict_to_directory(
     context = torch.from_numpy(observed[-predictor.context :])  # (J, C, H, W), as Predictor.predict warms up
     members = None  # (N, K, C, S, S): the ensemble, whose mean is written as the prediction
     if samples > 1:
+        spread = model_spread(predictor.model) if spread is None else spread
         members = sample_futures(predictor.model, context[None], steps, samples, seed=seed, amp=predictor.amp,
-                                 spread=DEFAULT_SPREAD if spread is None else spread)[:, 0]
+                                 spread=spread)[:, 0]
         stream = (members.mean(0)[None, i : i + STREAM_CHUNK] for i in range(0, steps, STREAM_CHUNK))
     else:
         stream = iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp)
@@ -237,7 +238,7 @@ def predict_to_directory(
     ensemble = None
     if members is not None:
         ensemble = write_ensemble(out, members, fmt="npy" if fits_back else fmt, first=first, interval=interval, seed=seed,
-                                  spread=DEFAULT_SPREAD if spread is None else spread, truth=scored, overwrite=overwrite,
+                                  spread=spread, truth=scored, overwrite=overwrite,
                                   resize=(lambda x: resize_frames(x, out_hw)) if native else None)
     metrics = None
     if scored is not None:

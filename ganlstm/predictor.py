@@ -184,10 +184,10 @@ class Predictor:
 
         ``samples=N`` draws N plausible futures instead (GAN-LSTM; :mod:`ganlstm.ensemble`), with a
         leading members axis: (N, K, C, H, W) and so on; ``pred.mean(0)`` is the ensemble forecast and
-        ``pred.std(0)`` its spread. ``spread`` is the latent nudge (default
-        :data:`ganlstm.ensemble.DEFAULT_SPREAD`), ``seed`` makes the draw repeatable; one sample is the forecast.
+        ``pred.std(0)`` its spread. ``spread`` is the latent nudge (default: the checkpoint's, which ``fit``
+        calibrates, else :data:`ganlstm.ensemble.DEFAULT_SPREAD`), ``seed`` makes the draw repeatable; one sample is the forecast.
         """
-        from .ensemble import DEFAULT_SPREAD, sample_futures
+        from .ensemble import sample_futures
         from .rollout import predict
 
         if steps < 1:
@@ -200,7 +200,7 @@ class Predictor:
             warnings.warn(self.short_context(x.shape[1]), ResolutionWarning, stacklevel=2)
         if samples is not None:
             members = sample_futures(self.model, x[:, -j:], steps, samples, seed=seed, amp=self.amp,
-                                     spread=DEFAULT_SPREAD if spread is None else spread)  # (N, B, K, C, H, W)
+                                     spread=spread)  # (N, B, K, C, H, W)
             return np.stack([self._restore(m, layout) for m in members])
         pred = predict(self.model, x[:, -j:], steps, amp=self.amp)  # (B, K, C, H, W) on CPU
         return self._restore(pred, layout)

@@ -76,7 +76,7 @@ def write_report(out: Path, cfg: FitConfig, state: dict, gan_ckpt: Path, lstm_ck
     health = read_health(Path(gan_ckpt).parent)
     warnings = [f"warning: stage one recorded {len(health)} diagnosis(es) in {Path(gan_ckpt).parent / 'health.txt'}; the last: {health[-1]}"] if health else []
     warnings += persistence_warnings(result)
-    facts = {"data": cfg.data, "prior": prior, "anchor": state.get("anchor"), "budget_minutes": state["budget_minutes"],
+    facts = {"data": cfg.data, "prior": prior, "anchor": state.get("anchor"), "spread": state.get("spread"), "budget_minutes": state["budget_minutes"],
              "steps": state["steps"], "seconds": state["seconds"], "data_plan": state.get("data_plan"),
              "per_horizon": result.per_horizon, "mean": result.mean, "windows": result.windows, "warnings": warnings,
              "files": {k: str(v) for k, v in {**paths, "comparison.gif": gif, "table.txt": report_dir / "table.txt"}.items()}}
@@ -114,6 +114,10 @@ def _markdown(facts: dict, table: str) -> str:
         lines += [f"- residual anchoring: decay {facts['anchor']['decay']:g}, chosen on validation (relative MSE + relative "
                   f"1-SSIM against persistence, 2 = persistence, by decay: "
                   + ", ".join(f"{k}: {v:.3f}" for k, v in facts["anchor"]["val_score"].items()) + ")"]
+    if facts.get("spread") and facts["spread"].get("val"):
+        lines += [f"- ensembles (`predict --samples N`): latent spread {facts['spread']['spread']:g}, the sharpest whose validation "
+                  f"spread-skill lies in [0.8, 1.2] (spread: spread-skill / CRPS: "
+                  + ", ".join(f"{r['spread']:g}: {r['spread_skill']:.2f} / {r['crps']:.4f}" for r in facts["spread"]["val"]) + ")"]
     lines += ["", "```", table, "```", "", "![comparison](comparison.gif)", "", "![metrics](metrics.png)", ""]
     lines += facts["warnings"] or ["No warnings: the GAN-LSTM beats copy-last-frame in MSE and SSIM at every horizon here."]
     return "\n".join(lines) + "\n"

@@ -128,3 +128,29 @@ def test_cli_predict_samples_refuses_a_pixel_model(tmp_path, capsys):
               "--out", str(tmp_path / "p"), "--samples", "2", "--device", "cpu"])
     assert e.value.code == 2
     assert "need a GAN-prior checkpoint" in capsys.readouterr().err
+
+
+def test_the_recorded_spread_is_the_default_and_the_choice_rule(setup, tmp_path):
+    import shutil
+
+    from ganlstm.calibration import calibrate_spread, choose_spread
+    from ganlstm.ensemble import DEFAULT_SPREAD, model_spread
+    from ganlstm.train.forecaster import set_sample_spread
+
+    root, ckpt, p, seq = setup
+    assert model_spread(p.model) == DEFAULT_SPREAD  # nothing recorded
+    copy = tmp_path / "ckpt.pt"
+    shutil.copy(ckpt, copy)
+    set_sample_spread(copy, 0.35)
+    q = Predictor.from_checkpoint(copy, device="cpu")
+    assert model_spread(q.model) == 0.35
+    np.testing.assert_array_equal(q.predict(seq[:6], 3, samples=3), q.predict(seq[:6], 3, samples=3, spread=0.35))
+    with pytest.raises(GanlstmError, match="spread=11"):
+        set_sample_spread(copy, 11)
+    # the sharpest calibrated spread: in-band rows compete on CRPS, else the ratio nearest 1
+    assert choose_spread([(0.3, 0.5, 0.01), (0.7, 0.9, 0.03), (1.0, 1.1, 0.02)]) == 1.0
+    assert choose_spread([(0.3, 0.5, 0.01), (0.7, 0.7, 0.03), (1.0, 1.6, 0.02)]) == 0.7
+    x = torch.from_numpy(np.stack([seq[:6], seq[4:10]]))
+    chosen, rows = calibrate_spread(p.model, x, torch.from_numpy(np.stack([seq[6:9], seq[10:13]])), spreads=(0.1, 1.0), members=3)
+    assert chosen in (0.1, 1.0) and [r["spread"] for r in rows] == [0.1, 1.0]
+    assert rows[1]["spread_skill"] > rows[0]["spread_skill"]  # more nudge, more spread

@@ -59,12 +59,22 @@ def test_fit_end_to_end_on_a_collection(collection, tmp_path):
     report = tmp_path / "fit" / "report"
     assert all((report / name).exists() for name in REPORT)
     state = json.loads((tmp_path / "fit" / "fit.json").read_text())
-    assert state["done"] == ["gan", "gan_lstm", "convlstm", "anchor"]
+    assert state["done"] == ["gan", "gan_lstm", "convlstm", "anchor", "spread"]
     assert set(state["budget_minutes"]) == {"gan", "gan_lstm", "convlstm"} and all(v >= pipeline.MIN_STEPS for v in state["steps"].values())
     assert {"gan_lstm", "convlstm", "persistence", "linear"} <= set(facts["per_horizon"])
     assert facts["anchor"]["decay"] in (0.0, 1.0) and facts["data_plan"]["time_split"] is False
     assert 0 <= facts["prior"]["projection_ssim"] <= 1 and "encoder_ssim" in facts["prior"]
     assert "copy-last-frame" in (report / "report.md").read_text()
+    # the ensemble spread was calibrated on validation and recorded in the GAN-LSTM checkpoint, predict --samples' default
+    from ganlstm.calibration import SPREAD_GRID
+    from ganlstm.ensemble import model_spread
+    from ganlstm.train.forecaster import load_forecaster
+
+    spread = facts["spread"]["spread"]
+    assert spread in SPREAD_GRID and [r["spread"] for r in facts["spread"]["val"]] == list(SPREAD_GRID)
+    best = next((tmp_path / "fit" / "stages").glob("*-gan_lstm")) / "best.pt"
+    assert model_spread(load_forecaster(best, "cpu")[0]) == spread
+    assert "latent spread" in (report / "report.md").read_text()
 
 
 def test_fit_on_a_single_colour_movie_splits_it_in_time_and_says_what_changed(movie, tmp_path):
@@ -105,7 +115,7 @@ def test_fit_resumes_an_interrupted_stage(collection, tmp_path, monkeypatch):
     monkeypatch.setattr(ForecastTask, "train_step", step)
     facts = pipeline.run_fit(cfg)
     state = json.loads((tmp_path / "fit" / "fit.json").read_text())
-    assert state["done"] == ["gan", "gan_lstm", "convlstm", "anchor"] and facts["windows"] > 0
+    assert state["done"] == ["gan", "gan_lstm", "convlstm", "anchor", "spread"] and facts["windows"] > 0
     assert (Path(state["runs"]["gan"]) / "log.csv").read_text() == gan_log  # stage one was not trained again
     lstm_steps = [int(line.split(",")[0]) for line in (Path(state["runs"]["gan_lstm"]) / "log.csv").read_text().splitlines()[1:]]
     assert lstm_steps == sorted(set(lstm_steps)) and lstm_steps[-1] == state["steps"]["gan_lstm"]  # resumed, not restarted

@@ -174,7 +174,7 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(1), metavar="N",
               help="Draw N plausible futures (GAN-LSTM): the frames written are their mean; samples/, spread.npy, spread.gif "
                    "and ensemble.json (with --truth: spread-skill and CRPS per horizon) are added.")
-@click.option("--spread", type=click.FloatRange(0, 10), metavar="S", help="With --samples: the latent nudge per horizon (default: the measured 'ganlstm.ensemble.DEFAULT_SPREAD').")
+@click.option("--spread", type=click.FloatRange(0, 10), metavar="S", help="With --samples: the latent nudge per horizon (default: the checkpoint's, which fit calibrates on its validation windows, else 0.7).")
 @click.option("--seed", default=0, show_default=True, type=int, help="With --samples: the seed of the draw (the same seed draws the same futures).")
 @click.option("--morphology", is_flag=True, help="With --truth: metrics.json also scores Gini, M20, C, A, the merger class, the nuclei and flux statistics.")
 @click.option("--compile", "compile_", is_flag=True,

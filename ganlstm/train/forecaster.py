@@ -127,6 +127,18 @@ def set_anchor_decay(path: str | Path, decay: float) -> None:
     atomic_save(ckpt, path)
 
 
+def set_sample_spread(path: str | Path, spread: float) -> None:
+    """Record the ensemble's latent ``spread`` (``predict --samples``' default) in a GAN-LSTM checkpoint file; weights untouched."""
+    from ..ensemble import check_spread, refuse_pixel_model
+
+    check_spread(spread)
+    ckpt = load_checkpoint(path, kind="forecaster")
+    refuse_pixel_model(load_forecaster(ckpt, "cpu")[0])
+    path = Path(ckpt.pop("path"))
+    ckpt["config"]["model"]["sample_spread"] = float(spread)
+    atomic_save(ckpt, path)
+
+
 def export_forecaster(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
     """Write a prediction-only copy of a forecaster checkpoint: its config and the weights prediction uses.
 
