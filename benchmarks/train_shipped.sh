@@ -20,8 +20,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-32}      # frame size; SIZE=64 trains the same recipe at 64 px into runs/shipped64 (issue 20; not installed by default)
 if [ "$SIZE" = 32 ]; then ROOT=${ROOT:-runs/shipped}; else ROOT=${ROOT:-runs/shipped$SIZE}; fi
-GANLSTM=${GANLSTM:-.venv/bin/ganlstm}
+GANLSTM=${GANLSTM:-.venv/bin/ganlstm}   # may be a command with arguments, e.g. GANLSTM="python3 -m ganlstm" on a GPU machine
 PYTHON=${PYTHON:-.venv/bin/python}
+read -r -a G <<< "${G[@]}"
+read -r -a PY <<< "${PY[@]}"
 DEVICE=${DEVICE:-cpu}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per run: the stages share a 2-core machine without oversubscribing it
 DATA=$ROOT/data/train
@@ -38,12 +40,12 @@ best() { ls -d "$1"/*-"$2" | tail -n 1; }
 
 stage_data() {
   [ -f "$DATA/simulation.json" ] && return
-  "$GANLSTM" simulate --out "$DATA" --sequences 120 --frames 50 --size "$SIZE" --seed 1
+  "${G[@]}" simulate --out "$DATA" --sequences 120 --frames 50 --size "$SIZE" --seed 1
 }
 
 stage_gan() {
   if has_run "$ROOT/gan" gan; then
-    "$GANLSTM" train-gan --out "$ROOT/gan" --resume last --max-steps $GAN_STEPS --save-every 50 --device "$DEVICE"
+    "${G[@]}" train-gan --out "$ROOT/gan" --resume last --max-steps $GAN_STEPS --save-every 50 --device "$DEVICE"
   else
     # A spatial latent (512 = 32 x 4 x 4) and the default stabilisers (BatchNorm D, ns loss, EMA):
     # projection SSIM 0.88 on validation frames, against 0.67 for the earlier nz-32 SN/hinge/DiffAugment
@@ -53,7 +55,7 @@ stage_gan() {
     # 100 % at step 840), so SIZE != 32 keeps train-gan's defaults: an encoder beside G with a reconstruction term
     # and adaptive augmentation, the prior `ganlstm fit` trains on a user's frames.
     if [ "$SIZE" = 32 ]; then PLAIN=(--encoder 0 --recon-weight 0 --ada-target 0); else PLAIN=(); fi
-    "$GANLSTM" train-gan --data "$DATA" --size "$SIZE" --scaling fixed --nz 512 --latent-grid 4 --ngf 32 --ndf 32 \
+    "${G[@]}" train-gan --data "$DATA" --size "$SIZE" --scaling fixed --nz 512 --latent-grid 4 --ngf 32 --ndf 32 \
       "${PLAIN[@]}" \
       --batch-size 32 --test-fraction 0 --seed 0 --max-steps $GAN_STEPS --save-every 50 --device "$DEVICE" --out "$ROOT/gan"
   fi
@@ -61,11 +63,11 @@ stage_gan() {
 
 stage_encoder() {
   if has_run "$ROOT/encoder" gan_lstm; then
-    "$GANLSTM" train-encoder --out "$ROOT/encoder" --resume last --max-steps $((READER_WARMUP + FORECAST_STEPS)) --save-every 50 --device "$DEVICE"
+    "${G[@]}" train-encoder --out "$ROOT/encoder" --resume last --max-steps $((READER_WARMUP + FORECAST_STEPS)) --save-every 50 --device "$DEVICE"
   else
     # --ema: validation, best.pt and prediction use an average of the weights (the raw weights' score jumped by
     # up to 0.5 between evaluations); --gdl-weight: an edge term in the loss. Validation 6.40 against 6.53 without them.
-    "$GANLSTM" train-encoder --gan "$(best "$ROOT/gan" gan)/best.pt" --data "$DATA" "${WINDOWS[@]}" --hidden 32,32 --alpha 0.8 \
+    "${G[@]}" train-encoder --gan "$(best "$ROOT/gan" gan)/best.pt" --data "$DATA" "${WINDOWS[@]}" --hidden 32,32 --alpha 0.8 \
       --latent-cap 1.0 --reader-warmup $READER_WARMUP --ema 0.999 --gdl-weight 6 \
       --max-steps $((READER_WARMUP + FORECAST_STEPS)) --save-every 50 --device "$DEVICE" --out "$ROOT/encoder"
   fi
@@ -73,9 +75,9 @@ stage_encoder() {
 
 stage_convlstm() {
   if has_run "$ROOT/convlstm" convlstm; then
-    "$GANLSTM" train-baseline --model convlstm --out "$ROOT/convlstm" --resume last --max-steps $FORECAST_STEPS --save-every 50 --device "$DEVICE"
+    "${G[@]}" train-baseline --model convlstm --out "$ROOT/convlstm" --resume last --max-steps $FORECAST_STEPS --save-every 50 --device "$DEVICE"
   else
-    "$GANLSTM" train-baseline --model convlstm --data "$DATA" "${WINDOWS[@]}" --hidden 16,16 \
+    "${G[@]}" train-baseline --model convlstm --data "$DATA" "${WINDOWS[@]}" --hidden 16,16 \
       --max-steps $FORECAST_STEPS --save-every 50 --device "$DEVICE" --out "$ROOT/convlstm"
   fi
 }
@@ -83,14 +85,14 @@ stage_convlstm() {
 stage_evaluate() {
   # The quality bar: the benchmark's test collection (seed 2), both tasks, next to persistence and linear,
   # with the installed checkpoints (the GAN-LSTM with its residual anchoring).
-  "$GANLSTM" benchmark --size "$SIZE" --out "$ROOT/benchmark" --overwrite --device "$DEVICE" --models gan_lstm,convlstm \
+  "${G[@]}" benchmark --size "$SIZE" --out "$ROOT/benchmark" --overwrite --device "$DEVICE" --models gan_lstm,convlstm \
     --checkpoint gan_lstm=checkpoints/gan_lstm.pt --checkpoint convlstm=checkpoints/convlstm.pt
 }
 
 stage_anchor() {
   # Residual anchoring (prediction only): score decays on the validation mergers of the training
   # collection, the same criterion as stage two's validation (mean MSE over the horizons). It chose 0.5.
-  "$PYTHON" benchmarks/anchor_decay.py --checkpoint "$(best "$ROOT/encoder" gan_lstm)/best.pt" --data "$DATA" \
+  "${PY[@]}" benchmarks/anchor_decay.py --checkpoint "$(best "$ROOT/encoder" gan_lstm)/best.pt" --data "$DATA" \
     --split val --context 10 --horizon 20
 }
 
@@ -98,7 +100,7 @@ stage_install() {
   mkdir -p checkpoints
   cp "$(best "$ROOT/encoder" gan_lstm)/best.pt" checkpoints/gan_lstm.pt
   cp "$(best "$ROOT/convlstm" convlstm)/best.pt" checkpoints/convlstm.pt
-  "$PYTHON" -c "from ganlstm.train.forecaster import set_anchor_decay; set_anchor_decay('checkpoints/gan_lstm.pt', $ANCHOR_DECAY)"
+  "${PY[@]}" -c "from ganlstm.train.forecaster import set_anchor_decay; set_anchor_decay('checkpoints/gan_lstm.pt', $ANCHOR_DECAY)"
   du -h checkpoints/*.pt
 }
 
