@@ -169,12 +169,12 @@ def merger_params(params: Mapping[str, Any]):
 
 def phase_times(params: Mapping[str, Any]) -> dict[str, float]:
     """The phase boundaries of a simulated merger: t1 (first pericentre), t2, t_merge (inf if none) and t_end, in simulation units."""
-    from .data.merger_physics import MAX_TIME, base_timestep, coalescence_time, core_separation
-    from .data.simulate import SETTLE_FRACTION
+    from .data.merger_physics import base_timestep, coalescence_time, core_separation
+    from .data.simulate import end_time
 
     p = merger_params(params)
     t_merge = coalescence_time(p)
-    t_end = MAX_TIME if t_merge is None else min(MAX_TIME, (1.0 + SETTLE_FRACTION) * t_merge)
+    t_end = end_time(p)
     dt = base_timestep(p)
     t = np.arange(math.ceil(t_end / dt) + 2) * dt  # (S,) one step past t_end, so a minimum at t_end is seen
     r = core_separation(p, t)  # (S,)

@@ -49,27 +49,17 @@ def simulate_sequence(params: MergerParams, frames: int, size: int, rng: np.rand
     cores coalesce (or to ``MAX_TIME`` if they do not), so the whole interaction fits.
     """
     _check_counts(1, frames, size)
-    params.check()
-    t_merge = coalescence_time(params)
-    t_end = MAX_TIME if t_merge is None else min(MAX_TIME, (1.0 + SETTLE_FRACTION) * t_merge)
-    dt_max = base_timestep(params)
-    frame_dt = t_end / max(frames - 1, 1)
-    substeps = max(1, math.ceil(frame_dt / dt_max))
-    dt = frame_dt / substeps
-    steps = substeps * (frames - 1)
-
-    m1, m2 = params.masses
-    rel = integrate_cores(params, dt, steps)  # (steps + 1, 2) core 2 relative to core 1
-    rel3 = np.concatenate([rel, np.zeros((steps + 1, 1))], axis=1)
-    # The centre of mass stays at the origin: the drag is internal to the pair.
-    cores = np.stack([-m2 / (m1 + m2) * rel3, m1 / (m1 + m2) * rel3], axis=1)  # (steps + 1, 2, 3)
-    pos, vel = initial_particles(params, cores[0], rng)
-
-    track, _ = integrate_particles(pos, vel, cores, params.masses, params.scales, dt, substeps)  # (T, 3, N)
+    particles = simulate_particles(params, frames, rng)
     camera = camera_axes(params)
-    xy = np.einsum("ck,tkn->tcn", camera.astype(np.float32), track)  # (T, 2, N)
-    half_width = field_half_width(np.einsum("ck,tgk->tgc", camera, cores[::substeps]), params)
+    xy = np.einsum("ck,tkn->tcn", camera.astype(np.float32), particles.positions)  # (T, 2, N)
+    half_width = field_half_width(np.einsum("ck,tgk->tgc", camera, particles.cores), params)
     return render(xy, size, half_width, params.psf, params.sky_noise, rng)
+
+
+def end_time(params: MergerParams) -> float:
+    """When a simulated sequence ends: a little after the cores coalesce, or ``MAX_TIME`` if they do not."""
+    t_merge = coalescence_time(params)
+    return MAX_TIME if t_merge is None else min(MAX_TIME, (1.0 + SETTLE_FRACTION) * t_merge)
 
 
 class MergerParticles(NamedTuple):
@@ -94,9 +84,7 @@ def simulate_particles(params: MergerParams, frames: int, rng: np.random.Generat
     """
     _check_counts(1, frames, 4)
     params.check()
-    t_merge = coalescence_time(params)
-    t_end = MAX_TIME if t_merge is None else min(MAX_TIME, (1.0 + SETTLE_FRACTION) * t_merge)
-    frame_dt = t_end / max(frames - 1, 1)
+    frame_dt = end_time(params) / max(frames - 1, 1)
     substeps = max(1, math.ceil(frame_dt / base_timestep(params)))
     dt = frame_dt / substeps
     steps = substeps * (frames - 1)
@@ -104,6 +92,7 @@ def simulate_particles(params: MergerParams, frames: int, rng: np.random.Generat
     m1, m2 = params.masses
     rel = integrate_cores(params, dt, steps)  # (steps + 1, 2) core 2 relative to core 1
     rel3 = np.concatenate([rel, np.zeros((steps + 1, 1))], axis=1)
+    # The centre of mass stays at the origin: the drag is internal to the pair.
     cores = np.stack([-m2 / (m1 + m2) * rel3, m1 / (m1 + m2) * rel3], axis=1)  # (steps + 1, 2, 3)
     pos, vel = initial_particles(params, cores[0], rng)
     track, _ = integrate_particles(pos, vel, cores, params.masses, params.scales, dt, substeps)  # (T, 3, N)
