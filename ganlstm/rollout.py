@@ -85,31 +85,18 @@ def rollout(
     """Predict ``horizon`` frames after ``context``; both in [-1, 1], shapes (B, J, C, H, W) -> (B, K, C, H, W).
 
     ``teacher`` (B, K, C, H, W) holds the true future; with ``sampling_p`` > 0 each
-    closed-loop input is the truth with that probability (per sample), else the prediction.
+    closed-loop input is the truth with that probability (per sample), else the prediction. Each
+    output is drawn once: inside the loop when the model ``draws_while_rolling``, else in batches after it.
     """
-    return rollout_with_outputs(model, context, horizon, teacher=teacher, sampling_p=sampling_p, generator=generator)[1]
-
-
-def rollout_with_outputs(
-    model: nn.Module,
-    context: Tensor,
-    horizon: int,
-    *,
-    teacher: Tensor | None = None,
-    sampling_p: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor]:
-    """:func:`rollout`'s outputs (B, K, *out) (latents for the GAN prior) and frames (B, K, C, H, W), each drawn once."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     outs, frames = [], []
     for out, frame in _stream(model, context, horizon, teacher, sampling_p, generator):
         outs.append(out)
         frames.append(frame)
-    outs_t = torch.stack(outs, dim=1)  # (B, K, *out)
     if frames[0] is None:
-        return outs_t, render_all(model, outs_t)
-    return outs_t, torch.stack(frames, dim=1)  # (B, K, C, H, W)
+        return render_all(model, torch.stack(outs, dim=1))  # (B, K, C, H, W)
+    return torch.stack(frames, dim=1)  # (B, K, C, H, W)
 
 
 def rollout_outputs(

@@ -282,14 +282,13 @@ class GanLstm(Forecaster):
         ``reader_only`` (the reader warm-up): only ``G(read(E(x))) ~ x`` on :data:`READER_BATCH`
         single frames of the windows, the amortised inversion that every forecast starts from.
         """
-        from ..rollout import rollout_with_outputs
+        from ..rollout import rollout
 
         if reader_only:
             return self.reader_loss(torch.cat([context, target], 1).flatten(0, 1), alpha=alpha, bright_weight=bright_weight)
 
-        # (B, K, nz) and (B, K, C, H, W) in [-1, 1]: each latent drawn once
-        _, pred = rollout_with_outputs(self, to_model_range(context), target.shape[1], teacher=to_model_range(target),
-                                            sampling_p=sampling_p)
+        # (B, K, C, H, W) in [-1, 1]: each latent drawn once
+        pred = rollout(self, to_model_range(context), target.shape[1], teacher=to_model_range(target), sampling_p=sampling_p)
         pixel = rollout_pixel_loss(to_unit_range(pred), target, alpha=alpha, bright_weight=bright_weight, gdl_weight=gdl_weight)
         losses = {"pixel": pixel}
         total = pixel
