@@ -97,6 +97,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         f.write(data)
 
 
+def write_new_bytes(path: str | Path, data: bytes, overwrite: bool) -> None:
+    """:func:`atomic_write_bytes`, refusing an existing ``path`` in one sentence unless ``overwrite``."""
+    if Path(path).exists() and not overwrite:
+        raise GanlstmError(f"{path} already exists; pass --overwrite to replace it.")
+    atomic_write_bytes(path, data)
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` through a temp file + ``os.replace``: a crash leaves the old file intact.
 

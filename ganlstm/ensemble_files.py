@@ -22,15 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import GanlstmError
-
 #: Horizons shown in spread.png (evenly spaced, the last always included).
 PNG_HORIZONS = 8
-
-
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise GanlstmError(f"{path} already exists; pass --overwrite to replace it.")
 
 
 def _shown(k: int) -> list[int]:
@@ -45,8 +38,8 @@ def write_ensemble(out: Path, members: Tensor, *, fmt: str, first: int, interval
     ``truth`` (K, C, H, W) at the written size adds the calibration table.
     """
     from .calibration import calibrate
-    from .checkpoint import atomic_write_bytes
-    from .data.frame_writer import write_frames
+    from .checkpoint import write_new_bytes
+    from .data.frame_writer import write_frames, write_numbered
     from .ensemble import ensemble_stats
     from .viz import save_gif, save_grid
 
@@ -56,15 +49,13 @@ def write_ensemble(out: Path, members: Tensor, *, fmt: str, first: int, interval
         folder = out / "samples" / f"sample_{i:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         if fmt in ("png", "png16"):
-            for t in range(len(member)):
-                write_frames(member[t : t + 1], folder, fmt, first + t * interval, overwrite=overwrite)
+            write_numbered(member, folder, fmt, first, interval, overwrite=overwrite)
         else:
             write_frames(member, folder, fmt, first, overwrite=overwrite)
     target = out / "spread.npy"
-    _refuse_existing(target, overwrite)
     buf = io.BytesIO()
     np.save(buf, std.numpy().astype(np.float32))
-    atomic_write_bytes(target, buf.getvalue())
+    write_new_bytes(target, buf.getvalue(), overwrite)
     scale = float(std.max()) or 1.0
     shown_std = (std.mean(1, keepdim=True) / scale).clamp(0, 1)  # (K, 1, H, W): one map, channels averaged
     shown_mean = mean if mean.shape[1] in (1, 3) else mean[:, :1]
@@ -80,9 +71,7 @@ def write_ensemble(out: Path, members: Tensor, *, fmt: str, first: int, interval
                               "units": "the members and the spread are in the model's [0, 1] units (the mean follows --format)"}
     if truth is not None:
         record["calibration"] = {"horizon": list(range(1, len(mean) + 1)), **calibrate(written[:, None], truth[None].float())}
-    path = out / "ensemble.json"
-    _refuse_existing(path, overwrite)
-    atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode())
+    write_new_bytes(out / "ensemble.json", (json.dumps(record, indent=2) + "\n").encode(), overwrite)
     return record
 
 

@@ -91,11 +91,9 @@ def _check_output_dir(out: Path, frames: Path, overwrite: bool) -> None:
 
 def _write_json(target: Path, data: dict[str, Any], overwrite: bool) -> None:
     """Write ``data`` as indented JSON through a temp file, refusing an existing file unless ``overwrite``."""
-    from .checkpoint import atomic_write_bytes
+    from .checkpoint import write_new_bytes
 
-    if target.exists() and not overwrite:
-        raise GanlstmError(f"{target} already exists; pass --overwrite to replace it.")
-    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
+    write_new_bytes(target, (json.dumps(data, indent=2) + "\n").encode(), overwrite)
 
 
 def predict_to_directory(
@@ -147,7 +145,7 @@ def predict_to_directory(
     """
     from .data.frame_files import ReaderWarning, ResizeWarning, mark_output
     from .data.fits_units import is_fits_file, physical_units, write_fits_in_units
-    from .data.frame_writer import write_frames
+    from .data.frame_writer import write_frames, write_numbered
     from .data.frames import read_raw_sequence, read_sequence
     from .metrics import MetricAccumulator
     from .rollout import iter_predict
@@ -213,14 +211,15 @@ def predict_to_directory(
         spread = model_spread(predictor.model) if spread is None else spread
         members = sample_futures(predictor.model, context[None], steps, samples, seed=seed, amp=predictor.amp,
                                  spread=spread)[:, 0]
-        stream = (members.mean(0)[None, i : i + STREAM_CHUNK] for i in range(0, steps, STREAM_CHUNK))
+        mean = members.mean(0, keepdim=True)  # (1, K, C, S, S)
+        stream = (mean[:, i : i + STREAM_CHUNK] for i in range(0, steps, STREAM_CHUNK))
     else:
         stream = iter_predict(predictor.model, context, steps, chunk=STREAM_CHUNK, amp=predictor.amp)
     for chunk in stream:
         chunk = chunk[0]  # (n, C, S, S) in [0, 1], on CPU
         written = resize_frames(chunk, out_hw) if native else chunk  # (n, C, H, W)
         if png:  # one file per frame, numbered in the input's numbering
-            paths += [p for i in range(len(written)) for p in write_frames(written[i : i + 1], out, fmt, first + (done + i) * interval, overwrite=overwrite)]
+            paths += write_numbered(written, out, fmt, first + done * interval, interval, overwrite=overwrite)
         if keep_all:
             kept.append(written)
         gif_pred.append(chunk[(-done) % every :: every].clone())  # frames 0, every, 2*every, ...; a copy frees the chunk

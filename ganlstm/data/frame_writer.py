@@ -66,6 +66,11 @@ def write_frames(
     return paths
 
 
+def write_numbered(frames: Any, out_dir: str | Path, fmt: str, first: int, interval: int, *, overwrite: bool = False) -> list[Path]:
+    """One PNG per frame (T, C, H, W), numbered ``first``, ``first + interval``, ...: predictions in their input's numbering."""
+    return [p for i in range(len(frames)) for p in write_frames(frames[i : i + 1], out_dir, fmt, first + i * interval, overwrite=overwrite)]
+
+
 def _frames_to_write(frames: Any, fmt: str) -> np.ndarray:
     if hasattr(frames, "detach"):  # a torch tensor, without importing torch here
         frames = frames.detach().cpu().numpy()
