@@ -266,7 +266,7 @@ class Predictor:
         from .nuclei import separation_curve
 
         x, _ = self._as_batch(frames)
-        flat = x.flatten(0, 1).numpy()  # (B*T, C, H, W) in [0, 1]
+        flat = x.flatten(0, 1).cpu().numpy()  # (B*T, C, H, W) in [0, 1]
         return {**morphology(flat), "separation": separation_curve(flat)}
 
     def read_snapshots(self, path: str | Path, *, projection: str = "xy", quantity: str = "stars") -> np.ndarray:

@@ -35,16 +35,16 @@ METRIC_LABELS = {
     "sharpness": "sharpness (→1)",
 }
 
-#: The extra scores' labels and which way is better (True higher, False lower, None closest to 1).
+#: The extra scores' labels (which way is better: :data:`ganlstm.astro_scores.ASTRO_HIGHER_IS_BETTER`; diversity: closest to 1).
 EXTRA_LABELS = {
-    "diversity": ("diversity (→1)", None),
-    "gini_err": ("|ΔGini| ↓", False),
-    "m20_err": ("|ΔM20| ↓", False),
-    "concentration_err": ("|ΔC| ↓", False),
-    "asymmetry_err": ("|ΔA| ↓", False),
-    "class_agreement": ("Gini-M20 class agrees ↑", True),
-    "separation_err": ("|Δ nuclei sep.| ↓ (px)", False),
-    "hist_distance": ("intensity W1 ↓", False),
+    "diversity": "diversity (→1)",
+    "gini_err": "|ΔGini| ↓",
+    "m20_err": "|ΔM20| ↓",
+    "concentration_err": "|ΔC| ↓",
+    "asymmetry_err": "|ΔA| ↓",
+    "class_agreement": "Gini-M20 class agrees ↑",
+    "separation_err": "|Δ nuclei sep.| ↓ (px)",
+    "hist_distance": "intensity W1 ↓",
 }
 #: The astronomer's table (``evaluate --morphology``): per horizon, then the per-window scores.
 ASTRO_TABLE = ("diversity", "gini_err", "m20_err", "concentration_err", "asymmetry_err", "class_agreement", "separation_err", "hist_distance")
@@ -65,7 +65,12 @@ def table_horizons(horizon: int, wanted: Sequence[int] | None = None) -> list[in
 
 def best_models(metric: str, values: Mapping[str, float]) -> set[str]:
     """The model(s) with the best value: lowest/highest, or closest to 1 for sharpness."""
-    rule = HIGHER_IS_BETTER[metric] if metric in HIGHER_IS_BETTER else EXTRA_LABELS[metric][1]
+    if metric in HIGHER_IS_BETTER:
+        rule = HIGHER_IS_BETTER[metric]
+    else:
+        from .astro_scores import ASTRO_HIGHER_IS_BETTER
+
+        rule = {**ASTRO_HIGHER_IS_BETTER, "diversity": None}[metric]
     score = {m: (-v if rule else v) if rule is not None else abs(v - 1.0) for m, v in values.items() if np.isfinite(v)}
     if not score:
         return set()
@@ -89,7 +94,7 @@ def format_table(result: Evaluation, *, horizons: Sequence[int] | None = None, m
         best = [best_models(metric, col) for col in columns]
         for i, model in enumerate(result.models):
             cells = [_fmt(col[model]) + ("*" if model in b and len(result.models) > 1 else "") for col, b in zip(columns, best)]
-            label = METRIC_LABELS[metric] if metric in METRIC_LABELS else EXTRA_LABELS[metric][0]
+            label = METRIC_LABELS[metric] if metric in METRIC_LABELS else EXTRA_LABELS[metric]
             rows.append([label if i == 0 or markdown else "", model, *cells])
     caption = (f"j={result.context} -> k={result.horizon}: {result.windows} windows from {result.sequences} sequences"
                f"{'; * = best in column' if len(result.models) > 1 else ''}")
