@@ -10,7 +10,10 @@ Every figure is quoted against a reference measured in the same run, on the same
   kernels behind convolutions (e.g. MKL on AMD), the convolution is the higher limit;
 * **rollout**: predicted frames per second of ``ganlstm.rollout.predict`` for every model at
   64 x 64, batch 1, 8 and 64, context 10, horizon 30, random-init weights (speed does not
-  depend on the weights), with the ratio to the pixel-space ConvLSTM at the same batch;
+  depend on the weights), with the ratio to the pixel-space ConvLSTM at the same batch, and
+  OpenSTL's ConvLSTM at its Moving-MNIST configuration (``speed_cases.OpenStlConvLstm``: patches of 4,
+  4 x 128 channels, 5 x 5; batches <= 16) with every model's ratio to it. ``--fast-layout both`` adds
+  each GAN-LSTM with ``ganlstm.models.fast_layout`` off, timed in the same round-robin;
 * **decode**: the frozen generator on 64 x 30 latents, as the engine renders them (chunks on
   CPU, see ``ganlstm.rollout.RENDER_CHUNK``; channels_last weights), the same with the weights
   in the default NCHW layout, as one call, and per step (30 calls of 64);
@@ -26,11 +29,12 @@ Times are medians of ``--repeats`` runs after a warm-up run, with the models mea
 round-robin so that a burst of load from other processes does not land on one model only.
 The 1-minute load average is recorded before and after every section::
 
-    python benchmarks/speed.py                          # the full measurement (~13 min on 1 CPU thread)
+    python benchmarks/speed.py                          # the full measurement (~16 min on 1 CPU thread)
     python benchmarks/speed.py --quick                  # a small configuration (< 1 min on 1 quiet thread): a smoke test
     python benchmarks/speed.py --threads 1 --only shipped          # the shipped checkpoints alone
     python benchmarks/speed.py --threads 1 --only shipped --compile  # ... and compiled as `predict --compile` does
     python benchmarks/speed.py --threads 1 --out speed.json
+    python benchmarks/speed.py --threads 1 --only rollout --batches 1,16 --horizon 10 --fast-layout both  # issue 21's 10 -> 10
     python benchmarks/speed.py --compile --batches 8    # also torch.compile the step (benchmark-only)
     python benchmarks/speed.py --device cuda --compile --compile-mode reduce-overhead  # ... with CUDA graphs
     python benchmarks/speed.py --device cuda --amp bf16 # on a GPU, under bf16 autocast
@@ -50,6 +54,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 import ganlstm.rollout as engine
+from ganlstm.models import fast_layout
 from ganlstm.config import ForecasterConfig, ForecastTrainConfig, GanConfig, GanTrainConfig, RunConfig
 from ganlstm.device import autocast, configure_cpu
 from ganlstm.models.base import build_forecaster
@@ -58,11 +63,13 @@ from ganlstm.train.forecaster import ForecastTask
 from ganlstm.train.gan import GanTask
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_cases import against, bench_shipped, flops, load, shipped_markdown, with_references  # noqa: E402
+from speed_cases import (  # noqa: E402
+    OPENSTL, OPENSTL_MAX_BATCH, OpenStlConvLstm, against, bench_shipped, flops, load, openstl_flops, shipped_markdown, with_references,
+)
 
 # gan_lstm/pixels is the default (ForecasterConfig.feedback): it decodes and re-encodes every closed-loop
 # step; gan_lstm/latent feeds predicted latents back through the learned lift and decodes only at the end.
-MODELS = ("gan_lstm/latent", "gan_lstm/pixels", "persistence", "linear", "convlstm", "predrnn")
+MODELS = ("gan_lstm/latent", "gan_lstm/pixels", "persistence", "linear", "convlstm", "predrnn", OPENSTL)
 REFERENCE_MODEL = "convlstm"  # the original project's "Simple ConvLSTM": the rollout reference
 SECTIONS = ("rollout", "decode", "train", "shipped")
 FULL = dict(models=MODELS, size=64, batches=(1, 8, 64), context=10, horizon=30, decode=(64, 30), gan_batch=32, enc_batch=32,
@@ -119,54 +126,86 @@ def compiled(model, mode: str = "default"):
 
 
 COMPILED = ("gan_lstm/latent", "gan_lstm/pixels", REFERENCE_MODEL)
+FAST_OFF = " (fast layout off)"  # the twin of a GAN-LSTM case with ganlstm.models.fast_layout switched off
 
 
-def bench_rollout(spec: dict, device: torch.device, compile_mode: str | None, amp: str) -> list[dict]:
+def fast_layout_off(fn):
+    """``fn`` run with the original layers whatever the batch (ganlstm.models.fast_layout)."""
+    def call():
+        with fast_layout.disabled():
+            return fn()
+    return call
+
+
+def bench_rollout(spec: dict, device: torch.device, compile_mode: str | None, amp: str, layout: str = "on") -> list[dict]:
     """Frames/s of ``predict`` for every model and batch, FLOP/s as a fraction of the peak, ratio to ConvLSTM.
 
     With ``compile_mode``, also the models in COMPILED with a compiled step (``<model>+compile``), and each
-    one's largest absolute difference from its eager twin's frames (``max_abs_diff_vs_eager``).
+    one's largest absolute difference from its eager twin's frames (``max_abs_diff_vs_eager``). With
+    ``layout="both"``, also every GAN-LSTM with the fast layout off (``FAST_OFF``), and ``vs_fast_layout_off``.
+    OpenSTL's ConvLSTM (``OPENSTL``, not a ganlstm forecaster) is called directly under inference_mode, at
+    batches up to ``OPENSTL_MAX_BATCH``; its FLOPs come from ``openstl_flops`` (checked in tests/test_speed_cases.py).
+    FLOPs are counted with the fast layout off: the model's arithmetic, not the zeros of the sub-pixel rewrite.
     """
     size, j, k = spec["size"], spec["context"], spec["horizon"]
     names = list(spec["models"]) + ([f"{n}+compile" for n in COMPILED if n in spec["models"]] if compile_mode else [])
+    names += [n + FAST_OFF for n in spec["models"] if n.startswith("gan_lstm") and layout == "both"]
     models = {}
     for name in names:
-        base = name.removesuffix("+compile")
+        base = name.removesuffix("+compile").removesuffix(FAST_OFF)
         torch.manual_seed(0)  # a compiled model and its eager twin get the same weights
-        m = forecaster(base, size, spec["hidden"], device)
+        m = OpenStlConvLstm().to(device).eval() if base == OPENSTL else forecaster(base, size, spec["hidden"], device)
         models[name] = compiled(m, compile_mode) if name.endswith("+compile") else m
     rows = []
     for batch in spec["batches"]:
         torch.manual_seed(1)
         x = torch.rand(batch, j, 1, size, size)  # frames in [0, 1], as a user passes them
+        timed = {n: m for n, m in models.items() if n != OPENSTL or batch <= OPENSTL_MAX_BATCH}
         per_sample = {}
-        for name, m in models.items():
-            if name.endswith("+compile"):  # the same arithmetic as the eager model (counted there)
+        for name, m in timed.items():
+            if name.endswith("+compile") or name.endswith(FAST_OFF):  # the same arithmetic as the eager model (counted there)
                 continue
-            f1, f2 = (flops(lambda n=n, m=m: engine.predict(m, x[:1].expand(n, -1, -1, -1, -1), k, amp=amp)) for n in (1, 2))
+            if name == OPENSTL:
+                per_sample[name] = openstl_flops(size, j, k)
+                continue
+            with fast_layout.disabled():
+                f1, f2 = (flops(lambda n=n, m=m: engine.predict(m, x[:1].expand(n, -1, -1, -1, -1), k, amp=amp)) for n in (1, 2))
             if f2 != 2 * f1:
                 raise RuntimeError(f"{name}: FLOPs are not linear in the batch ({f1} at 1, {f2} at 2)")
             per_sample[name] = f1
-        for name in models:
-            per_sample.setdefault(name, per_sample[name.removesuffix("+compile")])
+        for name in timed:
+            per_sample.setdefault(name, per_sample[name.removesuffix("+compile").removesuffix(FAST_OFF)])
         load0 = load()
-        cases = {name: (lambda m=m: engine.predict(m, x, k, amp=amp)) for name, m in models.items()}
+        cases = {name: (lambda m=m: engine.predict(m, x, k, amp=amp)) for name, m in timed.items()}
+        if OPENSTL in timed:
+            xd = x.to(device)
+            cases[OPENSTL] = lambda m=timed[OPENSTL]: _inference(lambda: m(xd, k), device, amp)
+        cases = {name: fast_layout_off(fn) if name.endswith(FAST_OFF) else fn for name, fn in cases.items()}
         seconds, refs = with_references(cases, spec["repeats"], device, spec.get("ref_n"))
         load1 = load()
-        ref_fps = batch * k / seconds[REFERENCE_MODEL]
+        fps = {name: batch * k / s for name, s in seconds.items()}
         for name, s in seconds.items():
             achieved = per_sample[name] * batch / s
-            diff = {}
+            extra = {}
             if name.endswith("+compile"):
                 eager = engine.predict(models[name.removesuffix("+compile")], x, k, amp=amp)
-                diff = {"max_abs_diff_vs_eager": float((engine.predict(models[name], x, k, amp=amp) - eager).abs().max())}
-            rows.append({**diff,
+                extra = {"max_abs_diff_vs_eager": float((engine.predict(models[name], x, k, amp=amp) - eager).abs().max())}
+            if name + FAST_OFF in fps:
+                extra["vs_fast_layout_off"] = fps[name] / fps[name + FAST_OFF]
+            if OPENSTL in fps:
+                extra["vs_openstl"] = fps[name] / fps[OPENSTL]
+            rows.append({**extra,
                 "device": device.type, "model": name, "batch": batch, "horizon": k, "context": j, "size": size,
-                "seconds": s, "frames_per_s": batch * k / s, "vs_convlstm": batch * k / s / ref_fps,
-                "gflop_per_sample": per_sample[name] / 1e9, "flop_per_s": achieved, **against(achieved, refs),
-                "load": [load0, load1],
+                "seconds": s, "frames_per_s": fps[name], "vs_convlstm": fps[name] / fps[REFERENCE_MODEL],
+                "gflop_per_sample": per_sample[name] / 1e9, "gflop_per_frame": per_sample[name] / k / 1e9,
+                "flop_per_s": achieved, **against(achieved, refs), "load": [load0, load1],
             })
     return rows
+
+
+def _inference(fn, device: torch.device, amp: str):
+    with torch.inference_mode(), autocast(device, amp):
+        return fn()
 
 
 def bench_decode(spec: dict, device: torch.device, amp: str) -> list[dict]:
@@ -229,13 +268,18 @@ def markdown(result: dict) -> str:
     lines = [f"machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}, {result['threads']} thread(s); "
              f"1-min load average {result['load_start']:.2f} at start, {result['load_end']:.2f} at end"]
     if result["rollout"]:
-        lines += ["", "| device | model | batch | frames/s | × ConvLSTM | GFLOP/sample | GFLOP/s | of peak | of conv |",
-                  "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+        lines += ["", "| device | model | batch | frames/s | × ConvLSTM | × OpenSTL | GFLOP/sample | GFLOP/frame | GFLOP/s | of peak | of conv |",
+                  "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in result["rollout"]:
         fracs = f"{r['fraction_of_peak']:.0%} | {r['fraction_of_conv']:.0%}" if r["gflop_per_sample"] else "– | –"
         model = r["model"] + (f" (max diff {r['max_abs_diff_vs_eager']:.1e})" if "max_abs_diff_vs_eager" in r else "")
-        lines.append(f"| {r['device']} | {model} | {r['batch']} | {r['frames_per_s']:.1f} | {r['vs_convlstm']:.2f} | "
-                     f"{r['gflop_per_sample']:.2f} | {r['flop_per_s'] / 1e9:.1f} | {fracs} |")
+        vs_openstl = f"{r['vs_openstl']:.1f}" if "vs_openstl" in r else "–"
+        lines.append(f"| {r['device']} | {model} | {r['batch']} | {r['frames_per_s']:.1f} | {r['vs_convlstm']:.2f} | {vs_openstl} | "
+                     f"{r['gflop_per_sample']:.2f} | {r['gflop_per_frame']:.3f} | {r['flop_per_s'] / 1e9:.1f} | {fracs} |")
+    offs = [r for r in result["rollout"] if "vs_fast_layout_off" in r]
+    if offs:
+        lines += ["", "Fast layout on ÷ off, frames/s (ganlstm/models/fast_layout.py): " +
+                  ", ".join(f"{r['model']} batch {r['batch']}: {r['vs_fast_layout_off']:.2f}" for r in offs)]
     if result["decode"]:
         lines += ["", "| device | decode of B×K latents | frames | frames/s | GFLOP/s | of peak | of conv |", "|---|---|--:|--:|--:|--:|--:|"]
     for r in result["decode"]:
@@ -283,6 +327,10 @@ def main() -> None:
                         help="torch.compile mode of --compile (reduce-overhead: CUDA graphs)")
     parser.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), help="rollout batch sizes, e.g. 8,64 (default 1,8,64)")
     parser.add_argument("--amp", choices=("no", "bf16", "fp16"), default="no", help="autocast on CUDA (the references stay float32)")
+    parser.add_argument("--models", type=lambda v: tuple(v.split(",")), help=f"rollout models (default {','.join(MODELS)}; {REFERENCE_MODEL} is always in)")
+    parser.add_argument("--horizon", type=int, help="predicted frames per rollout (default 30, 6 with --quick); 10 is OpenSTL's 10 -> 10")
+    parser.add_argument("--fast-layout", choices=("on", "off", "both"), default="on",
+                        help="ganlstm/models/fast_layout.py's rewrites (CPU, large batches); both: also time every GAN-LSTM with them off")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available here")
@@ -295,6 +343,13 @@ def main() -> None:
         spec["repeats"] = args.repeats
     if args.batches:
         spec["batches"] = args.batches
+    if args.horizon:
+        spec["horizon"] = args.horizon
+    if args.models:
+        if set(args.models) - set(MODELS):
+            parser.error(f"--models {','.join(args.models)}: choose among {', '.join(MODELS)}")
+        spec["models"] = tuple(dict.fromkeys((*args.models, REFERENCE_MODEL)))
+    fast_layout.ENABLED = args.fast_layout != "off"
     torch.set_num_threads(args.threads)
     configure_cpu()  # flush denormals, as the trainers do on CPU
     devices = [torch.device(d) for d in (("cpu", "cuda") if args.device == "all" else (args.device,))
@@ -308,7 +363,7 @@ def main() -> None:
     }
     mode = args.compile_mode if args.compile else None
     for device in devices:
-        for section, run in (("rollout", lambda: bench_rollout(spec, device, mode, args.amp)),
+        for section, run in (("rollout", lambda: bench_rollout(spec, device, mode, args.amp, args.fast_layout)),
                              ("decode", lambda: bench_decode(spec, device, args.amp)),
                              ("train", lambda: bench_train(spec, device, args.amp)),
                              ("shipped", lambda: bench_shipped(spec, device, mode, args.amp))):

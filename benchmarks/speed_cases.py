@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import ganlstm.rollout as engine
@@ -27,6 +29,8 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED = ("gan_lstm.pt", "convlstm.pt")
 SHIPPED_BATCHES = (1, 16)
 WIDE = "gan_lstm.pt architecture at 64 px"  # the shipped GAN-LSTM's widths at 64 px, random weights
+OPENSTL = "openstl_convlstm"  # OpenSTL's ConvLSTM at its Moving-MNIST configuration (OpenStlConvLstm below)
+OPENSTL_MAX_BATCH = 16  # one 10 -> 30 call at batch 64 would take ~5 min on one CPU thread
 
 
 # ---------------------------------------------------------------- measuring
@@ -188,3 +192,67 @@ def shipped_markdown(rows: list[dict]) -> list[str]:
     lines.append("GAN-LSTM / ConvLSTM frames/s (shipped checkpoints): " +
                  ", ".join(f"{d} batch {b}: {v:.2f}" for (d, b), v in ratios.items()))
     return lines
+
+
+# ---------------------------------------------------------------- OpenSTL's ConvLSTM, the issue's external reference
+
+
+class OpenStlConvLstm(nn.Module):
+    """OpenSTL's ConvLSTM at its Moving-MNIST configuration, re-implemented here to be timed (not OpenSTL's code).
+
+    Tan et al., "OpenSTL: A Comprehensive Benchmark of Spatio-Temporal Predictive Learning" (NeurIPS
+    2023 Datasets and Benchmarks), configs/mmnist/ConvLSTM.py: frames cut into ``patch`` x ``patch``
+    patches (64 x 64 x 1 -> 16 channels at 16 x 16), 4 stacked cells of 128 hidden channels, 5 x 5
+    filters, no layer norm, bias-free convolutions, each cell's gates ``conv_x(x) + conv_h(h)``, and a
+    bias-free 1 x 1 convolution back to the patch channels. Like OpenSTL it steps over all J + K - 1
+    inputs (19 for 10 -> 10), feeding its own output back after the context, and draws an output every step::
+
+        context (B, J, C, S, S) -> patches (B, J, C p^2, S/p, S/p) -> 4 cells -> (B, K, C, S, S)
+
+    OpenSTL's cells also hold a 5 x 5 ``conv_o`` and a 1 x 1 ``conv_last`` (2 h -> h) that their
+    forward never calls; they are left out, so the model has :func:`openstl_params` parameters
+    (11.68M at 64 px) against the 15.08M OpenSTL counts (``unused=True``; its paper quotes 15.0M).
+    """
+
+    def __init__(self, channels: int = 1, patch: int = 4, hidden: tuple[int, ...] = (128,) * 4, kernel: int = 5):
+        super().__init__()
+        self.patch, self.hidden = patch, hidden
+        c = channels * patch * patch
+        ins = (c, *hidden[:-1])
+        self.conv_x = nn.ModuleList(nn.Conv2d(i, 4 * h, kernel, padding=kernel // 2, bias=False) for i, h in zip(ins, hidden))
+        self.conv_h = nn.ModuleList(nn.Conv2d(h, 4 * h, kernel, padding=kernel // 2, bias=False) for h in hidden)
+        self.conv_last = nn.Conv2d(hidden[-1], c, 1, bias=False)
+
+    def forward(self, context: Tensor, horizon: int) -> Tensor:
+        """context (B, J, C, S, S) -> the next ``horizon`` frames (B, K, C, S, S)."""
+        b, j = context.shape[:2]
+        x = F.pixel_unshuffle(context.flatten(0, 1), self.patch).unflatten(0, (b, j))  # (B, J, C p^2, S/p, S/p)
+        h = [x.new_zeros(b, n, *x.shape[-2:]) for n in self.hidden]
+        c = [v.clone() for v in h]
+        outs, gen = [], None
+        for t in range(j + horizon - 1):
+            inp = x[:, t] if t < j else gen
+            for i, (cx, ch) in enumerate(zip(self.conv_x, self.conv_h)):
+                gi, gf, gg, go = (cx(inp) + ch(h[i])).chunk(4, 1)  # (B, h, S/p, S/p) each
+                c[i] = torch.sigmoid(gf) * c[i] + torch.sigmoid(gi) * torch.tanh(gg)
+                h[i] = inp = torch.sigmoid(go) * torch.tanh(c[i])
+            gen = self.conv_last(h[-1])  # (B, C p^2, S/p, S/p)
+            if t >= j - 1:
+                outs.append(gen)
+        return F.pixel_shuffle(torch.stack(outs, 1).flatten(0, 1), self.patch).unflatten(0, (b, horizon))
+
+
+def openstl_params(channels: int = 1, patch: int = 4, hidden: tuple[int, ...] = (128,) * 4, kernel: int = 5,
+                   unused: bool = False) -> int:
+    """Parameters of :class:`OpenStlConvLstm`; ``unused=True`` adds each OpenSTL cell's uncalled conv_o and conv_last."""
+    c = channels * patch * patch
+    n = sum(kernel**2 * 4 * h * (i + h) for i, h in zip((c, *hidden[:-1]), hidden)) + hidden[-1] * c
+    return n + (sum(kernel**2 * 2 * h * h + 2 * h * h for h in hidden) if unused else 0)
+
+
+def openstl_flops(size: int, context: int, horizon: int, channels: int = 1, patch: int = 4,
+                  hidden: tuple[int, ...] = (128,) * 4, kernel: int = 5) -> int:
+    """Convolution FLOPs of one sample's ``OpenStlConvLstm(...)(context, horizon)``: J + K - 1 steps (as FlopCounterMode counts)."""
+    c, cells = channels * patch * patch, (size // patch) ** 2
+    per_step = sum(2 * cells * kernel**2 * 4 * h * (i + h) for i, h in zip((c, *hidden[:-1]), hidden)) + 2 * cells * hidden[-1] * c
+    return per_step * (context + horizon - 1)

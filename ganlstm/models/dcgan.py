@@ -34,6 +34,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 from ..config import GanConfig, from_dict
 from ..errors import GanlstmError
 from ..pixel_range import to_unit_range
+from . import fast_layout
 
 SIZES = (16, 32, 64, 128)
 LATENT_GRIDS = (1, 4)  # z as (nz, 1, 1), DCGAN's, or as (nz/16, 4, 4), a spatial latent
@@ -84,7 +85,14 @@ class Generator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         g = self.latent_grid
-        return self.net(z.view(z.shape[0], self.z_channels, g, g))  # (B, nz) -> (B, C, S, S)
+        h = z.view(z.shape[0], self.z_channels, g, g)  # (B, nz) -> (B, nz/g^2, g, g)
+        if not fast_layout.applies(h):
+            return self.net(h)  # (B, C, S, S)
+        # CPU inference on a large batch: the same output layer as a sub-pixel convolution (models/fast_layout.py)
+        *body, last, tanh = self.net
+        for layer in body:
+            h = layer(h)
+        return tanh(fast_layout.subpixel_conv_transpose(h, last))  # (B, C, S, S)
 
     def render(self, z: Tensor) -> Tensor:
         """Latents (B, nz) -> frames (B, C, S, S) in [0, 1], the public pixel range."""

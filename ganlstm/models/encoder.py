@@ -24,6 +24,7 @@ import math
 from torch import Tensor, nn
 
 from ..errors import GanlstmError
+from . import fast_layout
 
 FEATURE_SIZE = 8  # spatial size of the feature grid the ConvLSTM runs on
 
@@ -52,6 +53,8 @@ class FrameEncoder(nn.Module):
         self.out_channels = features
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.training and fast_layout.applies(x):  # CPU inference, large batch: the same layers in channels_last (models/fast_layout.py)
+            return fast_layout.channels_last(self.net, x)
         return self.net(x)  # (B, C, S, S) -> (B, F, 8, 8)
 
 
