@@ -8,9 +8,7 @@ requires a gradient, which for the GAN-prior model excludes the frozen generator
 :func:`~ganlstm.train.loop.fit` does the rest (run directory, resume, logs, checkpoints,
 NaN handling, DDP).
 
-Scheduled sampling (Bengio et al., NeurIPS 2015): the probability of feeding the true frame
-instead of the model's own prediction decays linearly from ``sampling_start`` at the first
-step to ``sampling_end`` at the last step of the run.
+Scheduled sampling and the learning-rate schedule are in :mod:`.schedules`.
 
 Sequences are split into train / val / test by sequence (never by window, which would
 leak); the split is printed, written to ``split.json`` and stored in every checkpoint
@@ -52,6 +50,7 @@ from .loop import fit
 from .nonfinite import check_finite
 from .reproducibility import enable_determinism, seed_everything
 from .runs import open_run, resolve_resume, restore
+from .schedules import sampling_probability, total_steps
 from .task import FitState
 
 VAL_WINDOWS = 32  # validation windows rolled out after every epoch (evenly spread over the val sequences)
@@ -179,19 +178,6 @@ def checkpoint_config(cfg: ForecastTrainConfig, run: RunConfig) -> dict:
 
 
 # ---------------------------------------------------------------- the task
-
-
-def sampling_probability(step: int, total: float, start: float, end: float) -> float:
-    """Scheduled sampling: P(feed the truth) at ``step``, linear from ``start`` (step 0) to ``end`` (last step)."""
-    if math.isinf(total) or total <= 1:
-        return end if total <= 1 else start
-    return start + (end - start) * min(1.0, step / (total - 1))
-
-
-def total_steps(run: RunConfig, steps_per_epoch: int) -> float:
-    """The step count :func:`~ganlstm.train.loop.fit` will run to (the scheduled-sampling horizon)."""
-    epochs = run.epochs if run.epochs is not None else (None if run.max_steps else 10)
-    return min(run.max_steps if run.max_steps is not None else math.inf, (epochs or math.inf) * steps_per_epoch)
 
 
 class _Loss(nn.Module):
