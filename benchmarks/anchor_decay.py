@@ -7,7 +7,7 @@ validation sequences, never on the test collection you report::
 
     python benchmarks/anchor_decay.py --checkpoint runs/shipped/encoder/000-gan_lstm/best.pt \\
         --data runs/shipped/data/train --split val --context 10 --horizon 20
-    python benchmarks/anchor_decay.py --checkpoint checkpoints/gan_lstm.pt \\
+    python benchmarks/anchor_decay.py --checkpoint checkpoints/gan_lstm_32.pt \\
         --data runs/shipped/benchmark/data/test --context 20 --horizon 30 --decays 0,0.5   # then report on test
 
 ``--split val`` keeps the validation sequences the checkpoint records (``extra["split"]``, as

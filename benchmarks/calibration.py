@@ -50,8 +50,8 @@ def mae_pixel(model, ctx, tgt) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="checkpoints/gan_lstm.pt")
-    ap.add_argument("--baseline", default="checkpoints/convlstm.pt")
+    ap.add_argument("--checkpoint", default="checkpoints/gan_lstm_32.pt")
+    ap.add_argument("--baseline", default="checkpoints/convlstm_32.pt")
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--sequences", type=int, default=40)
     ap.add_argument("--spreads", default="0.3,0.5,0.6,0.7,0.8,1.0,1.2")

@@ -5,7 +5,7 @@ decoded every latent again: 2K generator frames for K predicted. Now the frame d
 both returned and read back (``Forecaster.draws_while_rolling``). Switching that attribute off gives
 the old path on the same weights, so the two are timed in one process, interleaved, on one thread:
 
-    python benchmarks/decode_once.py [--checkpoint checkpoints/gan_lstm.pt] [--steps 30] [--rounds 5]
+    python benchmarks/decode_once.py [--checkpoint checkpoints/gan_lstm_32.pt] [--steps 30] [--rounds 5]
 
 Prints, per batch size, the median seconds of each path, their ratio, and the generator and encoder
 frames per predicted frame that each path ran (counted with forward hooks).
@@ -30,7 +30,7 @@ def _counter(module: torch.nn.Module) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="checkpoints/gan_lstm.pt")
+    ap.add_argument("--checkpoint", default="checkpoints/gan_lstm_32.pt")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--context", type=int, default=20)
     ap.add_argument("--batches", default="1,16")

@@ -37,17 +37,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sequences", type=int, default=12)
     ap.add_argument("--seed", type=int, default=12345)
-    ap.add_argument("--size", type=int, default=32, help="frame size; the shipped checkpoint reads 32 px")
+    ap.add_argument("--checkpoint", type=Path, help="a GAN-LSTM checkpoint (default: the shipped one, 64 px)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "demo" / "gini_m20.png")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
+    args.size = predictor.image_size  # the frames are simulated at the size the checkpoint reads
 
     t0 = time.perf_counter()
     seqs, _ = simulate_arrays(args.sequences, CONTEXT + HORIZON, args.size, args.seed)
     frames = np.stack(seqs)  # (B, T, 1, S, S)
     truth = frames[:, CONTEXT:]  # (B, K, 1, S, S)
-    predictor = Predictor.from_checkpoint(device="cpu")
     pred = predictor.predict(frames[:, :CONTEXT], HORIZON)  # (B, K, 1, S, S)
     persistence = np.repeat(frames[:, CONTEXT - 1 : CONTEXT], HORIZON, axis=1)  # (B, K, 1, S, S)
     t_pred = time.perf_counter() - t0

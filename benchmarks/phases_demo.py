@@ -1,6 +1,6 @@
 """Merger phases from the shipped GAN-LSTM's latents against the simulator's true phases, on three fresh seeds, beside the time-only baseline.
 
-    python benchmarks/phases_demo.py                 # 40 sequences x 50 frames at 32 px, seeds 101, 202, 303
+    python benchmarks/phases_demo.py                 # 40 sequences x 50 frames at the checkpoint's size, seeds 101, 202, 303
     python benchmarks/phases_demo.py --sequences 8   # quicker
 
 For each seed it simulates mergers (quantised to 8 bits as ``ganlstm simulate`` writes them, so
@@ -44,13 +44,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sequences", type=int, default=40)
     ap.add_argument("--frames", type=int, default=50)
-    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--checkpoint", type=Path, help="a GAN-LSTM checkpoint (default: the shipped one, 64 px)")
     ap.add_argument("--seeds", default="101,202,303")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "demo" / "phases.png")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(device="cpu")
+    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
+    args.size = predictor.image_size  # the frames are simulated at the size the checkpoint reads
     rows, figure_done = [], False
     for seed in (int(s) for s in args.seeds.split(",")):
         start = time.perf_counter()

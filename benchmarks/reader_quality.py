@@ -10,7 +10,7 @@ random samples G(z), z ~ N(0, I), with the frames': whether blur comes from G or
 
 Usage (the numbers in docs/benchmarks.md)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reader_quality.py --checkpoint checkpoints/gan_lstm.pt \\
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reader_quality.py --checkpoint checkpoints/gan_lstm_32.pt \\
         --data runs/shipped/benchmark/data/test --frames 64
 """
 from __future__ import annotations

@@ -5,9 +5,9 @@
 benchmark's test collection (seed 2), observes the first ``CONTEXT`` = 20 frames of each and
 predicts the next ``HORIZON`` = 30 with
 
-* the shipped GAN-prior forecaster ``checkpoints/gan_lstm.pt`` (encoder + ConvLSTM into a frozen
+* the shipped GAN-prior forecaster ``checkpoints/gan_lstm.pt`` (64 px; encoder + ConvLSTM into a frozen
   DCGAN generator; Xu et al., IEEE ICC 2019),
-* the shipped pixel-space ConvLSTM baseline ``checkpoints/convlstm.pt`` (Shi et al., NeurIPS 2015),
+* the shipped pixel-space ConvLSTM baseline ``checkpoints/convlstm.pt`` (64 px; Shi et al., NeurIPS 2015),
 * persistence (repeat the last observed frame), the floor any forecaster must beat.
 
 It writes ``comparison.gif`` (truth | GAN-LSTM | ConvLSTM | persistence, one row per shown
@@ -31,14 +31,16 @@ from .errors import GanlstmError
 if TYPE_CHECKING:
     from .evaluation import Evaluation
 
-#: Display name -> shipped checkpoint file, in the column order of the GIF.
+#: Display name -> shipped checkpoint file, in the column order of the GIF: the 64 px pair.
 SHIPPED = {"gan_lstm": SHIPPED_DIR / "gan_lstm.pt", "convlstm": SHIPPED_DIR / "convlstm.pt"}
+#: The earlier 32 px pair, kept for the recorded 32 px tables (``ganlstm benchmark --size 32``).
+SHIPPED_32 = {"gan_lstm": SHIPPED_DIR / "gan_lstm_32.pt", "convlstm": SHIPPED_DIR / "convlstm_32.pt"}
 CONTEXT, HORIZON = 20, 30  # observed -> predicted frames: the long task of the merger benchmark
 #: Simulator seed of the demo mergers: training used seed 1 and the benchmark's test split seed 2.
 DEMO_SEED = 3
 OUTPUTS = ("comparison.gif", "metrics.csv", "metrics.json", "metrics.png")
 GIF_ROWS = 3  # mergers shown in the GIF (all of them are scored)
-GIF_SCALE = 3  # nearest-neighbour enlargement of the 32 px frames
+GIF_PANEL = 128  # px: frames are enlarged (nearest neighbour) to about this width in the GIF
 SEPARATOR = 0.3  # grey lines between panels: the frames' own background is black
 LABELS = {"truth": "truth", "gan_lstm": "GAN-LSTM", "convlstm": "ConvLSTM", "persistence": "persistence"}
 
@@ -64,7 +66,7 @@ def shipped_checkpoints(paths: dict[str, Path] | None = None) -> dict[str, Path]
     return paths
 
 
-def simulate_held_out(sequences: int, seed: int = DEMO_SEED, size: int = 32) -> list[np.ndarray]:
+def simulate_held_out(sequences: int, seed: int = DEMO_SEED, size: int = 64) -> list[np.ndarray]:
     """``sequences`` simulated mergers (CONTEXT + HORIZON frames each), (T, 1, size, size) float32 in [0, 1].
 
     Quantised to 8 bits exactly as ``simulate_dataset`` writes its PNGs, so the models see the
@@ -114,18 +116,19 @@ def comparison_frames(context: torch.Tensor, truth: torch.Tensor, predictions: d
     from .viz import side_by_side, to_uint8, upscale
 
     pad = 2
+    scale = max(1, round(GIF_PANEL / context.shape[-1]))  # 64 px -> 2x, 32 px -> 4x
     names = ["truth", *predictions]
     j, k = context.shape[1], truth.shape[1]
     rows = []
     for n in range(context.shape[0]):
         panels = [torch.cat([context[n], truth[n]])] + [torch.cat([context[n], predictions[m][n]]) for m in predictions]
-        rows.append(side_by_side(*[upscale(p.numpy(), GIF_SCALE) for p in panels], padding=pad, pad_value=SEPARATOR))  # (T, 1, H, W)
+        rows.append(side_by_side(*[upscale(p.numpy(), scale) for p in panels], padding=pad, pad_value=SEPARATOR))  # (T, 1, H, W)
     width = rows[0].shape[3]
     gap = np.full((rows[0].shape[0], 1, pad, width), SEPARATOR, dtype=np.float32)
     gap = np.repeat(gap, rows[0].shape[1], axis=1)  # (T, C, pad, W)
     body = to_uint8(np.concatenate([x for r in rows for x in (r, gap)][:-1], axis=2))  # (T, H, W, C)
     body = body[..., 0] if body.shape[-1] == 1 else body  # (T, H, W) gray, (T, H, W, 3) colour
-    header = _label_strip([LABELS.get(m, m) for m in names], context.shape[-1] * GIF_SCALE, pad)
+    header = _label_strip([LABELS.get(m, m) for m in names], context.shape[-1] * scale, pad)
     if body.ndim == 4:
         header = np.repeat(header[..., None], 3, axis=2)
     frames = []
@@ -211,5 +214,5 @@ def run_demo(
                       seconds=round(time.perf_counter() - t0, 1))
 
 
-__all__ = ["run_demo", "DemoResult", "shipped_checkpoints", "simulate_held_out", "comparison_frames", "SHIPPED",
+__all__ = ["run_demo", "DemoResult", "shipped_checkpoints", "simulate_held_out", "comparison_frames", "SHIPPED", "SHIPPED_32",
            "DEMO_SEED", "CONTEXT", "HORIZON", "OUTPUTS"]
