@@ -252,7 +252,9 @@ def openstl_params(channels: int = 1, patch: int = 4, hidden: tuple[int, ...] = 
 
 def openstl_flops(size: int, context: int, horizon: int, channels: int = 1, patch: int = 4,
                   hidden: tuple[int, ...] = (128,) * 4, kernel: int = 5) -> int:
-    """Convolution FLOPs of one sample's ``OpenStlConvLstm(...)(context, horizon)``: J + K - 1 steps (as FlopCounterMode counts)."""
-    c, cells = channels * patch * patch, (size // patch) ** 2
-    per_step = sum(2 * cells * kernel**2 * 4 * h * (i + h) for i, h in zip((c, *hidden[:-1]), hidden)) + 2 * cells * hidden[-1] * c
-    return per_step * (context + horizon - 1)
+    """Convolution FLOPs of one sample's ``OpenStlConvLstm(...)(context, horizon)``: J + K - 1 steps (as FlopCounterMode counts).
+
+    Every weight is a bias-free convolution tap applied once per cell of the (size/patch)^2 grid per step: 2 FLOPs each.
+    """
+    cells = (size // patch) ** 2
+    return 2 * cells * openstl_params(channels, patch, hidden, kernel) * (context + horizon - 1)

@@ -93,7 +93,8 @@ stage_evaluate() {
 
 stage_anchor() {
   # Residual anchoring (prediction only): score decays on the validation mergers of the training
-  # collection, the same criterion as stage two's validation (mean MSE over the horizons). It chose 0.5.
+  # collection, the same criterion as stage two's validation (mean MSE over the horizons). It chose 0.5 at 32 px and 0 (off)
+  # at 64 px: ANCHOR_DECAY above.
   "${PY[@]}" benchmarks/anchor_decay.py --checkpoint "$(best "$ROOT/encoder" gan_lstm)/best.pt" --data "$DATA" \
     --split val --context 10 --horizon 20
 }
