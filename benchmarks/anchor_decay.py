@@ -1,8 +1,10 @@
-"""Choose a GAN-LSTM checkpoint's residual anchoring (``--anchor-decay``) on held-out sequences.
+"""Choose a GAN-LSTM checkpoint's residual anchoring (``--anchor-decay``) and motion scale on held-out sequences.
 
 Scores the checkpoint with each decay D of a grid (the k-th predicted frame adds D**(k-1) of the
 last observed frame's reading error; 0 = off), next to persistence, on the same windows, and names
-the D with the lowest mean MSE over the horizons, the criterion of stage two's validation. Choose on
+the D with the lowest mean MSE over the horizons, the criterion of stage two's validation; it also
+prints ``fit``'s score (relative MSE + relative 1-SSIM, 2 = persistence). ``--scales`` adds a grid of
+motion scales S (``--motion-scale``; 1 = as predicted), each with every D. Choose on
 validation sequences, never on the test collection you report::
 
     python benchmarks/anchor_decay.py --checkpoint runs/shipped/encoder/000-gan_lstm/best.pt \\
@@ -23,6 +25,7 @@ import torch
 
 from ganlstm.checkpoint import load_checkpoint
 from ganlstm.evaluation import evaluate_models, read_common_frames, trivial_baselines
+from ganlstm.pipeline import anchor_score
 from ganlstm.train.forecaster import load_forecaster
 
 HORIZONS = (1, 2, 3, 5, 10, 20, 30)
@@ -43,13 +46,16 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=10)
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--decays", default="0,0.3,0.4,0.5,0.6,0.7,0.8", help="comma-separated grid of D in [0, 1]")
+    parser.add_argument("--scales", default="1", help="comma-separated grid of motion scales S in [0, 1] (1 = as predicted)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the per-horizon results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     ckpt = load_checkpoint(args.checkpoint, kind="forecaster")  # read once; one model per decay from it
-    models = {f"D={float(d):g}": load_forecaster(ckpt, "cpu", anchor_decay=float(d))[0] for d in args.decays.split(",")}
+    grid = [(float(d), float(sc)) for sc in args.scales.split(",") for d in args.decays.split(",")]
+    models = {(f"D={d:g}" if sc == 1 else f"D={d:g},S={sc:g}"): load_forecaster(ckpt, "cpu", anchor_decay=d, motion_scale=sc)[0]
+              for d, sc in grid}
     sequences, _ = read_common_frames(args.data, models, [ckpt], None)
     if args.split == "val":
         names = validation_names(ckpt)
@@ -64,8 +70,11 @@ def main() -> None:
         for name in models:
             row = result.per_horizon[name][metric]
             print(f"{name:10s}" + "".join(f"{row[h - 1]:8.3f}" for h in hs) + f"{result.mean[name][metric]:8.3f}")
+    print("\nfit's score (relative MSE + relative 1-SSIM, 2 = persistence): "
+          + ", ".join(f"{n}: {anchor_score(result, n):.3f}" for n in models if n.startswith("D=")))
     best = min((n for n in models if n.startswith("D=")), key=lambda n: result.mean[n]["mse"])
-    print(f"\nlowest mean MSE: {best} ({result.mean[best]['mse']:.3f}; off: {result.mean['D=0']['mse']:.3f})")
+    off = f"; off: {result.mean['D=0']['mse']:.3f}" if "D=0" in models else ""
+    print(f"lowest mean MSE: {best} ({result.mean[best]['mse']:.3f}{off})")
     if args.out:
         args.out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
 

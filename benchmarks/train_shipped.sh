@@ -105,7 +105,7 @@ stage_install() {
   mkdir -p checkpoints
   "${G[@]}" export --checkpoint "$(best "$ROOT/encoder" gan_lstm)/best.pt" --out "checkpoints/gan_lstm$SUFFIX.pt" --overwrite
   "${G[@]}" export --checkpoint "$(best "$ROOT/convlstm" convlstm)/best.pt" --out "checkpoints/convlstm$SUFFIX.pt" --overwrite
-  "${PY[@]}" -c "from ganlstm.train.forecaster import set_anchor_decay; set_anchor_decay('checkpoints/gan_lstm$SUFFIX.pt', $ANCHOR_DECAY)"
+  "${PY[@]}" -c "from ganlstm.train.prediction_settings import set_anchor_decay; set_anchor_decay('checkpoints/gan_lstm$SUFFIX.pt', $ANCHOR_DECAY)"
   "${PY[@]}" -c "from pathlib import Path; from ganlstm.config import FitConfig; from ganlstm.pipeline import choose_sample_spread
 choose_sample_spread(Path('checkpoints/gan_lstm$SUFFIX.pt'), FitConfig(context=20, horizon=30))"  # the 20 -> 30 task the checkpoints are shipped for
   du -h checkpoints/*.pt

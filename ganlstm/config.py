@@ -185,6 +185,11 @@ class ForecasterConfig:
     # to the k-th predicted frame times anchor_decay**(k-1) (0 = off). G cannot draw x_J exactly; its
     # error at x_J is nearly its error at x_J+1, so the first frames keep the observed detail.
     anchor_decay: float = 0.0
+    # gan_lstm, in prediction and validation (never in training): the k-th frame is drawn from z_J + motion_scale * (z_k - z_J),
+    # the predicted latent change from the last frame's reading scaled (1 = as predicted, 0 = the last frame's reading;
+    # with anchor_decay 1 that is copy-last-frame). `fit` chooses it with the decay on validation, so a model whose motion
+    # does not help there falls back towards persistence by degrees, and its frames stay ones G can draw.
+    motion_scale: float = 1.0
     # gan_lstm, with --samples only: the latent nudge per horizon that draws an ensemble (ganlstm/ensemble.py);
     # 0 = ganlstm.ensemble.DEFAULT_SPREAD. `fit` records the spread it calibrated on its validation windows.
     sample_spread: float = 0.0
@@ -295,6 +300,7 @@ class FitConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     anchor_decays: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 1.0)
+    motion_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # chosen with the decay; 0 draws the last frame's reading
 
     def __post_init__(self) -> None:
         validate(self)

@@ -10,7 +10,7 @@ The stages stay the separate commands they are (``train-gan``, ``train-encoder``
    augmentation, the recipe measured best on small data (docs/benchmarks.md);
 3. **stage two**: the GAN-LSTM, its reader starting from stage one's encoder;
 4. **baseline**: the pixel ConvLSTM, same windows and losses;
-5. **anchor**: residual anchoring's decay chosen on the validation windows (:func:`anchor_score`);
+5. **anchor**: residual anchoring's decay and the motion scale chosen on the validation windows (:func:`anchor_score`);
    **spread**: the ensemble spread of ``predict --samples`` calibrated on them (:func:`choose_sample_spread`);
 6. **report**: every model, persistence and linear on the held-out windows; a per-horizon
    table, ``metrics.png``, ``comparison.gif``, and plain warnings where the GAN-LSTM loses to
@@ -251,8 +251,8 @@ def _run_fit(cfg: FitConfig, overwrite: bool) -> dict[str, Any]:
         conv_dir = _stage(state, "convlstm", forecast_config(cfg, plan, "convlstm"), cfg, stages, cfg.batch_size)
         if "anchor" not in state.data["done"]:
             t0 = time.perf_counter()
-            decay, scores = choose_anchor(_best(lstm_dir), cfg)
-            state.finish("anchor", time.perf_counter() - t0, anchor={"decay": decay, "val_score": scores})
+            decay, scale, scores = choose_anchor(_best(lstm_dir), cfg)
+            state.finish("anchor", time.perf_counter() - t0, anchor={"decay": decay, "motion_scale": scale, "val_score": scores})
         if "spread" not in state.data["done"]:
             t0 = time.perf_counter()
             spread, rows = choose_sample_spread(_best(lstm_dir), cfg)
@@ -314,24 +314,38 @@ def anchor_score(result: Any, name: str) -> float:
     return float(mse + dssim)
 
 
-def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, dict[str, float]]:
-    """The residual-anchoring decay with the best :func:`anchor_score` on the validation windows; recorded in the checkpoint."""
+def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, float, dict[str, float]]:
+    """The anchor decay and motion scale with the best :func:`anchor_score` on the validation windows; recorded in the checkpoint.
+
+    Every decay of ``cfg.anchor_decays`` is scored with every scale of ``cfg.motion_scales``. Scale 0
+    with decay 1 is copy-last-frame exactly (score 2), so the choice never scores worse than
+    persistence on validation; scale 0 with a smaller decay relaxes the last frame towards G's
+    reading of it, which drops what G cannot draw.
+    Returns ``(decay, scale, scores)``, the scores keyed ``"decay/scale"``.
+    """
     from .checkpoint import load_checkpoint
     from .evaluation import evaluate_models, trivial_baselines
     from .report import held_out
-    from .train.forecaster import load_forecaster, set_anchor_decay
+    from .train.forecaster import load_forecaster
+    from .train.prediction_settings import set_prediction_settings
 
     ckpt = load_checkpoint(checkpoint, kind="forecaster")
     val = held_out(ckpt, "val")
-    models = {f"{d:g}": load_forecaster(ckpt, "cpu", anchor_decay=d)[0] for d in cfg.anchor_decays}
+    grid = [(d, s) for s in sorted(cfg.motion_scales, reverse=True) for d in cfg.anchor_decays]  # ties go to the larger scale
+    models = {f"{d:g}/{s:g}": load_forecaster(ckpt, "cpu", anchor_decay=d, motion_scale=s)[0] for d, s in grid}
     result = evaluate_models({"persistence": trivial_baselines()["persistence"], **models}, [s for _, s in val],
-                             cfg.context, cfg.horizon, device="cpu", stride=1)
+                             cfg.context, cfg.horizon, device="cpu", stride=1, scores=())
     scores = {name: round(anchor_score(result, name), 4) for name in models}
-    best = float(min(scores, key=scores.get))
-    set_anchor_decay(checkpoint, best)
-    _say(f"anchor: decay {best:g} (validation score, relative MSE + relative 1-SSIM, 2 = persistence: "
-         + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + ")")
-    return best, scores
+    best_name = min(scores, key=scores.get)
+    decay, scale = (float(v) for v in best_name.split("/"))
+    set_prediction_settings(checkpoint, anchor_decay=decay, motion_scale=scale)
+    shown = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: kv[1])[:5])
+    _say(f"anchor: decay {decay:g}, motion scale {scale:g} (validation score, relative MSE + relative 1-SSIM, 2 = persistence; "
+         f"best of {len(scores)} decay/scale pairs: {shown})")
+    if scale == 0:
+        _say("anchor: the GAN-LSTM's predicted motion did not help on the validation windows, so it draws the last frame's "
+             "reading at every horizon (motion scale 0); a longer --budget or more frames may help")
+    return decay, scale, scores
 
 
 def choose_sample_spread(checkpoint: Path, cfg: FitConfig) -> tuple[float, list[dict[str, float]]]:
@@ -343,7 +357,8 @@ def choose_sample_spread(checkpoint: Path, cfg: FitConfig) -> tuple[float, list[
     from .checkpoint import load_checkpoint
     from .data.windows import WindowDataset
     from .report import held_out
-    from .train.forecaster import load_forecaster, set_sample_spread
+    from .train.forecaster import load_forecaster
+    from .train.prediction_settings import set_sample_spread
 
     import torch
 

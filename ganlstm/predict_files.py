@@ -109,6 +109,7 @@ def predict_to_directory(
     amp: str = "no",
     limits: dict[str, int] | None = None,
     anchor_decay: float | None = None,
+    motion_scale: float | None = None,
     output_size: str = "model",
     reading: dict[str, Any] | None = None,
     samples: int = 1,
@@ -133,7 +134,8 @@ def predict_to_directory(
     model's frames stay grayscale. PNG frames are written as the rollout streams out
     (:data:`STREAM_CHUNK` at a time), so a long rollout's memory stays flat; the GIF shows at most
     :data:`GIF_MAX_FRAMES` predicted frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``)
-    replaces the checkpoint's reading guards; ``anchor_decay`` the checkpoint's residual anchoring.
+    replaces the checkpoint's reading guards; ``anchor_decay`` the checkpoint's residual anchoring;
+    ``motion_scale`` its scale of the predicted latent change.
     Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
     ``prediction`` the prediction.json record, None when nothing was converted). ``reading``
     replaces the checkpoint's reading options (``scaling``, ``interval``; ``size`` and ``channels``
@@ -158,7 +160,8 @@ def predict_to_directory(
     check_samples(samples)
     if morphology and truth is None:
         raise GanlstmError("--morphology scores the prediction against the frames that really followed; pass --truth too.")
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay, compile=compile)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay,
+                                           motion_scale=motion_scale, compile=compile)
     if samples > 1:
         refuse_pixel_model(predictor.model)
     if limits:

@@ -111,9 +111,14 @@ def _markdown(facts: dict, table: str) -> str:
     lines += [f"- prior: projection SSIM {prior['projection_ssim']:.3f} on held-out frames"
               + (f"; its encoder's one-pass reading SSIM {prior['encoder_ssim']:.3f}" if "encoder_ssim" in prior else "")]
     if facts.get("anchor"):
-        lines += [f"- residual anchoring: decay {facts['anchor']['decay']:g}, chosen on validation (relative MSE + relative "
-                  f"1-SSIM against persistence, 2 = persistence, by decay: "
-                  + ", ".join(f"{k}: {v:.3f}" for k, v in facts["anchor"]["val_score"].items()) + ")"]
+        a = facts["anchor"]
+        best = sorted(a["val_score"].items(), key=lambda kv: kv[1])[:5]
+        lines += [f"- residual anchoring decay {a['decay']:g} and motion scale {a.get('motion_scale', 1.0):g} (1 = the predicted latent "
+                  f"change as drawn, 0 = none), chosen together on validation (relative MSE + relative 1-SSIM against "
+                  f"persistence, 2 = persistence; the best decay/scale pairs: " + ", ".join(f"{k}: {v:.3f}" for k, v in best) + ")"]
+        if a.get("motion_scale", 1.0) == 0:
+            lines += ["- **the GAN-LSTM's motion did not help on validation**, so it draws the last frame's reading at every "
+                      "horizon: train longer (`--budget`) or on more frames"]
     if facts.get("spread") and facts["spread"].get("val"):
         lines += [f"- ensembles (`predict --samples N`): latent spread {facts['spread']['spread']:g}, the sharpest whose validation "
                   f"spread-skill lies in [0.8, 1.2] (spread: spread-skill / CRPS: "

@@ -14,7 +14,7 @@ synchronisations inside the loop.
 rollouts (k = 1000) in chunks so memory stays flat.
 
 ``model`` is any :class:`~ganlstm.models.base.Forecaster`, duck-typed: the engine calls only its
-``observe``, ``step``, ``render`` and ``anchor`` (and ``nn.Module``'s ``eval``/``train``), so it
+``observe``, ``step``, ``render`` and ``anchor``, and ``motion_scale`` with ``encode`` where a model has them (and ``nn.Module``'s ``eval``/``train``), so it
 imports nothing of :mod:`ganlstm.models.base`, which builds its default ``training_loss`` on it.
 A model's state (``Any`` below) is its own pytree of tensors, threaded through ``step``.
 """
@@ -164,11 +164,16 @@ def iter_predict(model: nn.Module, frames01: Tensor, steps: int, *, chunk: int =
         with torch.inference_mode(), autocast(device, amp):
             stream = _stream(model, x, steps, None, 0.0, None)
             anchor = model.anchor(x)  # (residual (B, C, H, W), decay) or None
+            scale = float(getattr(model, "motion_scale", 1.0))
+            origin = model.encode(x[:, -1]) if scale != 1.0 else None  # (B, *out): the last frame's reading
             done = 0
             while done < steps:
                 n = min(chunk, steps - done)
                 outs, drawn = zip(*(next(stream) for _ in range(n)))
-                if drawn[0] is None:
+                if origin is not None:  # the predicted change scaled: one more decode per frame
+                    outs = torch.stack(outs, dim=1)  # (B, n, *out)
+                    frames = render_all(model, origin.unsqueeze(1) + scale * (outs - origin.unsqueeze(1))).float()
+                elif drawn[0] is None:
                     frames = render_all(model, torch.stack(outs, dim=1)).float()  # (B, n, C, H, W)
                 else:
                     frames = torch.stack(drawn, dim=1).float()  # drawn inside the loop, once each

@@ -135,7 +135,7 @@ def test_the_recorded_spread_is_the_default_and_the_choice_rule(setup, tmp_path)
 
     from ganlstm.calibration import calibrate_spread, choose_spread
     from ganlstm.ensemble import DEFAULT_SPREAD, model_spread
-    from ganlstm.train.forecaster import set_sample_spread
+    from ganlstm.train.prediction_settings import set_sample_spread
 
     root, ckpt, p, seq = setup
     assert model_spread(p.model) == DEFAULT_SPREAD  # nothing recorded

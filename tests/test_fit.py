@@ -63,6 +63,11 @@ def test_fit_end_to_end_on_a_collection(collection, tmp_path):
     assert set(state["budget_minutes"]) == {"gan", "gan_lstm", "convlstm"} and all(v >= pipeline.MIN_STEPS for v in state["steps"].values())
     assert {"gan_lstm", "convlstm", "persistence", "linear"} <= set(facts["per_horizon"])
     assert facts["anchor"]["decay"] in (0.0, 1.0) and facts["data_plan"]["time_split"] is False
+    # decay and motion scale were chosen together; scale 0 with decay 1 is copy-last-frame, which scores 2 exactly
+    anchor = facts["anchor"]
+    assert facts["anchor"]["motion_scale"] in (0.0, 0.25, 0.5, 0.75, 1.0) and len(anchor["val_score"]) == 10
+    assert anchor["val_score"]["1/0"] == pytest.approx(2.0, abs=1e-3)
+    assert anchor["val_score"][f"{anchor['decay']:g}/{anchor['motion_scale']:g}"] == min(anchor["val_score"].values()) <= 2.0 + 1e-3
     assert 0 <= facts["prior"]["projection_ssim"] <= 1 and "encoder_ssim" in facts["prior"]
     assert "copy-last-frame" in (report / "report.md").read_text()
     # the ensemble spread was calibrated on validation and recorded in the GAN-LSTM checkpoint, predict --samples' default

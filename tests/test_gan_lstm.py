@@ -265,7 +265,7 @@ def test_anchor_decay_is_checked():
 
 def test_anchor_decay_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path):
     from ganlstm import Predictor
-    from ganlstm.train.forecaster import set_anchor_decay
+    from ganlstm.train.prediction_settings import set_anchor_decay
 
     ckpt = trained_checkpoint(tmp_path)
     weights = torch.load(ckpt, weights_only=True)["models"]
@@ -283,7 +283,7 @@ def test_anchor_decay_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path
 
 
 def test_anchor_decay_is_gan_lstm_only(tmp_path):
-    from ganlstm.train.forecaster import set_anchor_decay
+    from ganlstm.train.prediction_settings import set_anchor_decay
 
     ckpt = trained_checkpoint(tmp_path, model=ForecasterConfig(model="convlstm", hidden=(4,)))
     with pytest.raises(GanlstmError, match="applies to gan_lstm checkpoints only"):

@@ -162,7 +162,11 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--amp", default="no", show_default=True, type=click.Choice(["no", "bf16", "fp16"]), help="Mixed precision on GPU (ignored on CPU).")
 @click.option("--anchor-decay", type=click.FloatRange(0, 1), metavar="D",
-              help=ANCHOR_HELP + " Default: the checkpoint's (the shipped GAN-LSTM: 0.5); 0 shows the generator's frames as drawn.")
+              help=ANCHOR_HELP + " Default: the checkpoint's (the shipped 64 px GAN-LSTM: 0, off); 0 shows the generator's frames as drawn.")
+@click.option("--motion-scale", type=click.FloatRange(0, 1), metavar="S",
+              help="GAN-LSTM: draw the k-th frame from z_J + S * (z_k - z_J), the predicted latent change from the last frame's "
+                   "reading scaled (1 = as predicted; 0 with --anchor-decay 1 = copy-last-frame). Default: the checkpoint's "
+                   "(fit chooses it on validation; the shipped ones: 1).")
 @click.option("--output-size", default="model", show_default=True, type=click.Choice(["model", "native"]),
               help="Write the predicted frames at the model's size, or resized back (bilinear) to the input's H x W. "
                    "Colour is never invented: a grayscale model's frames stay grayscale.")
@@ -184,7 +188,7 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
             device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None,
-            output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None,
+            motion_scale: float | None, output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None,
             samples: int, spread: float | None, seed: int, morphology: bool, compile_: bool) -> None:
     """Predict the frames that follow a sequence.
 
@@ -205,7 +209,7 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
             warnings.simplefilter("always", ResolutionWarning)
             result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
                                           device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
-                                          anchor_decay=anchor_decay, output_size=output_size,
+                                          anchor_decay=anchor_decay, motion_scale=motion_scale, output_size=output_size,
                                           reading={k: v for k, v in (("size", size), ("channels", int(channels) if channels else None),
                                                                      ("interval", interval), ("scaling", scaling)) if v is not None},
                                           samples=samples, spread=spread, seed=seed, morphology=morphology,

@@ -71,6 +71,10 @@ class Forecaster(nn.Module):
             out, state = self.step(context[:, t], state)
         return out, state
 
+    #: Prediction only: outputs are rendered from ``origin + motion_scale * (out - origin)``, the origin being
+    #: ``encode(x_J)``; only models with an ``encode`` (the GAN prior) set it below 1 (:mod:`ganlstm.rollout`).
+    motion_scale: float = 1.0
+
     def anchor(self, context: Tensor) -> tuple[Tensor, float] | None:
         """A pixel correction for predictions from the context (B, J, C, H, W) in [-1, 1], or None (the default).
 

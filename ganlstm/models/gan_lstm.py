@@ -73,6 +73,15 @@ where it still applies. Horizon 1 becomes the observed frame moved by the predic
 to 2.42 / 0.848, past persistence (2.57 / 0.838), improved horizon 2 and left 10-30 unchanged. Training never
 sees it; validation, like ``predict``, scores the anchored frames.
 
+Motion scale (``ForecasterConfig.motion_scale``, ``--motion-scale S``; prediction only): the k-th
+frame is drawn from ``z_J + S * (z_k - z_J)``, the predicted latent change from the last frame's
+reading ``z_J`` scaled, then anchored. ``S = 1`` is the model as trained; ``S = 0`` draws the last
+frame's reading at every horizon (with decay 1: copy-last-frame exactly). Between them the motion
+is slowed, and every frame is still one G draws, not a blend of two frames. ``fit`` chooses S with
+the decay on its validation windows, so a model trained on a few hundred frames whose motion does
+not help there falls back towards persistence by degrees instead of losing to it
+(docs/benchmarks.md, "Your own frames"). Below 1 it costs one more decode per predicted frame.
+
 The generator is a submodule, so its weights are in this model's ``state_dict`` and one
 checkpoint suffices for prediction; it is frozen (``requires_grad_(False)``) and stays in
 eval mode whatever ``train()`` is asked, so its BatchNorm statistics never move.
@@ -130,6 +139,7 @@ class GanLstm(Forecaster):
         if cfg.cell not in CELLS:
             raise GanlstmError(f"unknown cell {cfg.cell!r} for gan_lstm; use one of {', '.join(CELLS)}.")
         self.set_anchor_decay(cfg.anchor_decay)
+        self.set_motion_scale(cfg.motion_scale)
         self.encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0])  # (B, C, S, S) -> (B, hid0, 8, 8)
         self.read = LatentHead(hidden[0], nz)  # observed frame's features -> its latent
         self.lstm = CELLS[cfg.cell](hidden[0], hidden, cfg.kernel)  # the dynamics at 8x8 (name kept for checkpoints)
@@ -233,6 +243,13 @@ class GanLstm(Forecaster):
             raise GanlstmError(f"anchor_decay={decay} must be in [0, 1] (0 turns it off).")
         self.anchor_decay = float(decay)
         self.cfg = dataclasses.replace(self.cfg, anchor_decay=float(decay))
+
+    def set_motion_scale(self, scale: float) -> None:
+        """Scale the predicted latent change from the last frame's reading by ``scale`` in prediction (1 = as predicted)."""
+        if not 0 <= scale <= 1:
+            raise GanlstmError(f"motion_scale={scale} must be in [0, 1] (1 = as predicted, 0 = the last frame's reading).")
+        self.motion_scale = float(scale)
+        self.cfg = dataclasses.replace(self.cfg, motion_scale=float(scale))
 
     def anchor(self, context: Tensor) -> tuple[Tensor, float] | None:
         """The last observed frame's reading error ``x_J - G(read(x_J))`` (B, C, S, S) and ``anchor_decay``; None when off.

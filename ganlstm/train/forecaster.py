@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import atomic_save, atomic_write_bytes, build_checked, load_checkpoint, load_state
+from ..checkpoint import atomic_write_bytes, build_checked, load_checkpoint, load_state
 from ..config import READER_WARMUP, ForecasterConfig, ForecastTrainConfig, FrameOptions, RunConfig, from_dict, to_dict
 from ..device import autocast, configure_cpu, make_grad_scaler, resolve_device
 from ..errors import GanlstmError
@@ -82,7 +82,7 @@ def auto_reader_warmup(model: str, total: float) -> int:
 
 
 def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.device = "auto", *,
-                    anchor_decay: float | None = None) -> tuple[Forecaster, dict]:
+                    anchor_decay: float | None = None, motion_scale: float | None = None) -> tuple[Forecaster, dict]:
     """A trained forecaster in eval mode on ``device``, and its checkpoint dict.
 
     ``path_or_ckpt`` is a checkpoint file, a run directory (its best.pt, else last.pt), or an
@@ -90,7 +90,8 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
     (``models["forecaster_ema"]``). The architecture comes from the checkpoint's config; the
     reading options the model was trained with are ``ckpt["config"]["data"]`` (see
     :func:`frame_options_of`). ``anchor_decay`` replaces the checkpoint's (GAN-LSTM only; 0 turns
-    residual anchoring off, see :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`).
+    residual anchoring off, see :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`); ``motion_scale`` the
+    checkpoint's scale of the predicted change (GAN-LSTM only; 1 = as predicted, 0 = copy-last-frame).
     """
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt, kind="forecaster")
     path = ckpt.get("path", "checkpoint")
@@ -109,33 +110,12 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
         if not hasattr(model, "set_anchor_decay"):
             raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; anchor_decay (--anchor-decay) applies to gan_lstm checkpoints only.")
         model.set_anchor_decay(anchor_decay)
+    if motion_scale is not None:
+        if not hasattr(model, "set_motion_scale"):
+            raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; motion_scale (--motion-scale) applies to gan_lstm checkpoints only.")
+        model.set_motion_scale(motion_scale)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     return model.to(dev).eval(), ckpt
-
-
-def set_anchor_decay(path: str | Path, decay: float) -> None:
-    """Record residual anchoring ``decay`` in a GAN-LSTM checkpoint file's model config; the weights are untouched.
-
-    ``predict``, ``evaluate``, ``benchmark`` and :class:`~ganlstm.predictor.Predictor` then use it by
-    default. The file is replaced atomically. See :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`.
-    """
-    ckpt = load_checkpoint(path, kind="forecaster")
-    load_forecaster(ckpt, "cpu", anchor_decay=decay)  # refuses what predict would refuse: another model, a bad decay
-    path = Path(ckpt.pop("path"))
-    ckpt["config"]["model"]["anchor_decay"] = float(decay)
-    atomic_save(ckpt, path)
-
-
-def set_sample_spread(path: str | Path, spread: float) -> None:
-    """Record the ensemble's latent ``spread`` (``predict --samples``' default) in a GAN-LSTM checkpoint file; weights untouched."""
-    from ..ensemble import check_spread, refuse_pixel_model
-
-    check_spread(spread)
-    ckpt = load_checkpoint(path, kind="forecaster")
-    refuse_pixel_model(load_forecaster(ckpt, "cpu")[0])
-    path = Path(ckpt.pop("path"))
-    ckpt["config"]["model"]["sample_spread"] = float(spread)
-    atomic_save(ckpt, path)
 
 
 def export_forecaster(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:

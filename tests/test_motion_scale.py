@@ -1,0 +1,85 @@
+"""The motion scale: the GAN-LSTM's predicted latent change from the last frame's reading, scaled in prediction."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from forecast_helpers import generator, model_config, trained_checkpoint
+
+from ganlstm import GanlstmError, Predictor
+from ganlstm.config import ForecasterConfig
+from ganlstm.models.base import build_forecaster
+from ganlstm.rollout import iter_predict, predict, rollout_outputs
+from ganlstm.train.forecaster import load_forecaster
+
+
+def _moving(scale: float = 1.0, decay: float = 0.0):
+    """A 16 px pixel-feedback GAN-LSTM whose head is not zero, so that its latents move."""
+    torch.manual_seed(0)
+    model = build_forecaster(dataclasses.replace(model_config("pixels"), motion_scale=scale, anchor_decay=decay))
+    model.load_generator(generator()).eval()
+    with torch.no_grad():
+        model.head.net[-1].weight.normal_(0, 0.5)
+    return model
+
+
+def _context() -> torch.Tensor:
+    return torch.rand(3, 4, 1, 16, 16, generator=torch.Generator().manual_seed(1))  # (B, J, C, H, W) in [0, 1]
+
+
+def test_frames_are_drawn_from_the_scaled_latent_change():
+    full, half = _moving(1.0), _moving(0.5)
+    half.load_state_dict(full.state_dict())
+    context = _context()
+    with torch.inference_mode():
+        x = context * 2 - 1
+        z = rollout_outputs(full, x, 5)  # (3, 5, nz): the trajectory is the model's as trained
+        origin = full.encode(x[:, -1])[:, None]  # (3, 1, nz)
+        want = (full.generator((origin + 0.5 * (z - origin)).flatten(0, 1)).unflatten(0, (3, 5)) + 1) / 2
+    got = predict(half, context, 5)  # (3, 5, 1, 16, 16)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert (got - predict(full, context, 5)).abs().max() > 1e-4  # it changed something (the random G draws faint frames)
+    # streamed in chunks, the same frames
+    torch.testing.assert_close(torch.cat(list(iter_predict(half, context, 5, chunk=2)), dim=1), got, atol=1e-6, rtol=0)
+
+
+def test_scale_zero_with_decay_one_is_copy_last_frame_and_with_less_decay_relaxes_to_the_reading():
+    context = _context()
+    persistence = predict(_moving(0.0, 1.0), context, 4)
+    torch.testing.assert_close(persistence, context[:, -1:].expand(-1, 4, -1, -1, -1), atol=1e-5, rtol=0)
+    relaxed = predict(_moving(0.0, 0.5), context, 4)
+    model = _moving()
+    with torch.inference_mode():
+        drawn = (model.generator(model.encode(context[:, -1] * 2 - 1)) + 1) / 2  # (3, 1, 16, 16)
+    residual = context[:, -1] - drawn
+    for k in range(4):
+        torch.testing.assert_close(relaxed[:, k], (drawn + 0.5**k * residual).clamp(0, 1), atol=1e-5, rtol=0)
+
+
+def test_motion_scale_is_checked_and_gan_lstm_only(tmp_path):
+    for bad in (-0.1, 1.5):
+        with pytest.raises(GanlstmError, match=r"motion_scale=.* must be in \[0, 1\]"):
+            _moving(bad)
+    ckpt = trained_checkpoint(tmp_path, model=ForecasterConfig(model="convlstm", hidden=(4,)))
+    with pytest.raises(GanlstmError, match="applies to gan_lstm checkpoints only"):
+        load_forecaster(ckpt, "cpu", motion_scale=0.5)
+
+
+def test_motion_scale_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path):
+    from ganlstm.train.prediction_settings import set_motion_scale, set_prediction_settings
+
+    ckpt = trained_checkpoint(tmp_path)
+    weights = torch.load(ckpt, weights_only=True)["models"]
+    assert load_forecaster(ckpt, "cpu")[0].motion_scale == 1
+    set_motion_scale(ckpt, 0.25)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["config"]["model"]["motion_scale"] == 0.25 and "path" not in saved
+    assert all(torch.equal(v, saved["models"][m][k]) for m in weights for k, v in weights[m].items())  # weights untouched
+    assert Predictor.from_checkpoint(ckpt, device="cpu").model.motion_scale == 0.25
+    assert Predictor.from_checkpoint(ckpt, device="cpu", motion_scale=1).model.cfg.motion_scale == 1
+    set_prediction_settings(ckpt, anchor_decay=0.8)  # the other setting is kept
+    model = load_forecaster(ckpt, "cpu")[0]
+    assert (model.anchor_decay, model.motion_scale) == (0.8, 0.25)
+    with pytest.raises(GanlstmError, match="must be in"):
+        set_motion_scale(ckpt, 2)
