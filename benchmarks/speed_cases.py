@@ -27,6 +27,7 @@ import ganlstm.rollout as engine
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED = ("gan_lstm.pt", "convlstm.pt")
+NO_CHECK = "gan_lstm.pt, no context check"  # the shipped GAN-LSTM with its context check off (ganlstm/models/context_check.py)
 SHIPPED_BATCHES = (1, 16)
 WIDE = "gan_lstm.pt architecture at 64 px"  # the shipped GAN-LSTM's widths at 64 px, random weights
 OPENSTL = "openstl_convlstm"  # OpenSTL's ConvLSTM at its Moving-MNIST configuration (OpenStlConvLstm below)
@@ -125,6 +126,8 @@ def shipped_models(device: torch.device, compile_mode: str | None) -> dict[str, 
     for name in SHIPPED:
         model, ckpt = load_forecaster(CHECKPOINTS / name, str(device))
         models[name] = (model.eval(), saved_configs(ckpt)[0].context)
+        if getattr(model, "context_check", False):  # the model's own rollout, without the per-sequence check of its settings
+            models[NO_CHECK] = (load_forecaster(CHECKPOINTS / name, str(device), context_check=False)[0].eval(), models[name][1])
     if compile_mode:
         models[WIDE] = (wide(), models[SHIPPED[0]][1])
         for name in (*SHIPPED, WIDE):
@@ -170,6 +173,7 @@ def bench_shipped(spec: dict, device: torch.device, compile_mode: str | None, am
             rows.append({**diff, "device": device.type, "model": name, "batch": batch, "context": j, "horizon": k,
                          "size": m.cfg.image_size, "seconds": seconds[name], "frames_per_s": fps[name],
                          "gan_lstm_vs_convlstm": fps["gan_lstm.pt"] / fps["convlstm.pt"],
+                         **({"no_check_vs_convlstm": fps[NO_CHECK] / fps["convlstm.pt"]} if NO_CHECK in fps else {}),
                          "gflop_per_frame": per_frame[base] / 1e9, "flop_per_s": achieved, **against(achieved, refs),
                          "g_frames_per_frame": counts[base][0], "e_frames_per_frame": counts[base][1], "load": [load0, load1]})
     return rows
@@ -191,6 +195,10 @@ def shipped_markdown(rows: list[dict]) -> list[str]:
     lines.append("")
     lines.append("GAN-LSTM / ConvLSTM frames/s (shipped checkpoints): " +
                  ", ".join(f"{d} batch {b}: {v:.2f}" for (d, b), v in ratios.items()))
+    plain = {(r["device"], r["batch"]): r["no_check_vs_convlstm"] for r in rows if "no_check_vs_convlstm" in r}
+    if plain:
+        lines.append("")
+        lines.append("The same without the GAN-LSTM's context check: " + ", ".join(f"{d} batch {b}: {v:.2f}" for (d, b), v in plain.items()))
     return lines
 
 

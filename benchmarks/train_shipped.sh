@@ -101,11 +101,14 @@ stage_anchor() {
 
 stage_install() {
   # Prediction-only exports of the best.pt files (the averaged weights; no optimiser state), then the settings chosen
-  # on validation: the anchor decay, and the ensemble spread of `predict --samples` by fit's rule.
+  # on validation: the anchor decay, the context check, and the ensemble spread of `predict --samples` by fit's rule.
   mkdir -p checkpoints
   "${G[@]}" export --checkpoint "$(best "$ROOT/encoder" gan_lstm)/best.pt" --out "checkpoints/gan_lstm$SUFFIX.pt" --overwrite
   "${G[@]}" export --checkpoint "$(best "$ROOT/convlstm" convlstm)/best.pt" --out "checkpoints/convlstm$SUFFIX.pt" --overwrite
-  "${PY[@]}" -c "from ganlstm.train.prediction_settings import set_anchor_decay; set_anchor_decay('checkpoints/gan_lstm$SUFFIX.pt', $ANCHOR_DECAY)"
+  # The context check (predict --context-check) on: a sequence unlike the simulator's keeps copy-last-frame when the
+  # model's frames clearly lose on its own context; on the simulator's validation and test mergers it changed nothing.
+  "${PY[@]}" -c "from ganlstm.train.prediction_settings import set_prediction_settings
+set_prediction_settings('checkpoints/gan_lstm$SUFFIX.pt', anchor_decay=$ANCHOR_DECAY, context_check=True)"
   "${PY[@]}" -c "from pathlib import Path; from ganlstm.config import FitConfig; from ganlstm.pipeline import choose_sample_spread
 choose_sample_spread(Path('checkpoints/gan_lstm$SUFFIX.pt'), FitConfig(context=20, horizon=30))"  # the 20 -> 30 task the checkpoints are shipped for
   du -h checkpoints/*.pt

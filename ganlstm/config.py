@@ -26,6 +26,10 @@ def to_dict(cfg: Any) -> dict:
 #: Reader warm-up of the recipe (train-encoder --reader-warmup; 3000 measured on the mergers).
 READER_WARMUP = 3000
 
+#: The GAN-LSTM's prediction settings that `fit` (on validation) and the context check (per sequence) choose among.
+ANCHOR_DECAYS = (0.0, 0.5, 0.8, 0.9, 1.0)
+MOTION_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
 #: Options measured as worse everywhere and removed (docs/benchmarks.md keeps their numbers), with
 #: the value that meant "off". A checkpoint that has them off still loads; one trained with them on
 #: is refused, since this version cannot rebuild that model.
@@ -190,6 +194,9 @@ class ForecasterConfig:
     # with anchor_decay 1 that is copy-last-frame). `fit` chooses it with the decay on validation, so a model whose motion
     # does not help there falls back towards persistence by degrees, and its frames stay ones G can draw.
     motion_scale: float = 1.0
+    # gan_lstm, in prediction: choose the decay and scale per sequence from its own context instead (ganlstm/models/context_check.py):
+    # predict its last observed frames from the earlier ones with every pair, keep the best. Copy-last-frame is one of the pairs.
+    context_check: bool = False
     # gan_lstm, with --samples only: the latent nudge per horizon that draws an ensemble (ganlstm/ensemble.py);
     # 0 = ganlstm.ensemble.DEFAULT_SPREAD. `fit` records the spread it calibrated on its validation windows.
     sample_spread: float = 0.0
@@ -299,8 +306,8 @@ class FitConfig:
     batch_size: int = 8
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    anchor_decays: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 1.0)
-    motion_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # chosen with the decay; 0 draws the last frame's reading
+    anchor_decays: tuple[float, ...] = ANCHOR_DECAYS
+    motion_scales: tuple[float, ...] = MOTION_SCALES  # chosen with the decay; 0 draws the last frame's reading
 
     def __post_init__(self) -> None:
         validate(self)

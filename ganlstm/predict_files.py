@@ -110,6 +110,7 @@ def predict_to_directory(
     limits: dict[str, int] | None = None,
     anchor_decay: float | None = None,
     motion_scale: float | None = None,
+    context_check: bool | None = None,
     output_size: str = "model",
     reading: dict[str, Any] | None = None,
     samples: int = 1,
@@ -135,7 +136,7 @@ def predict_to_directory(
     (:data:`STREAM_CHUNK` at a time), so a long rollout's memory stays flat; the GIF shows at most
     :data:`GIF_MAX_FRAMES` predicted frames, evenly spaced. ``limits`` (``max_frames``/``max_pixels``)
     replaces the checkpoint's reading guards; ``anchor_decay`` the checkpoint's residual anchoring;
-    ``motion_scale`` its scale of the predicted latent change.
+    ``motion_scale`` its scale of the predicted latent change; ``context_check`` whether both are chosen on the input.
     Returns ``{"out", "frames", "gif", "metrics", "prediction"}`` (``metrics`` None without truth,
     ``prediction`` the prediction.json record, None when nothing was converted). ``reading``
     replaces the checkpoint's reading options (``scaling``, ``interval``; ``size`` and ``channels``
@@ -161,7 +162,7 @@ def predict_to_directory(
     if morphology and truth is None:
         raise GanlstmError("--morphology scores the prediction against the frames that really followed; pass --truth too.")
     predictor = Predictor.from_checkpoint(checkpoint, device=device, amp=amp, anchor_decay=anchor_decay,
-                                           motion_scale=motion_scale, compile=compile)
+                                           motion_scale=motion_scale, context_check=context_check, compile=compile)
     if samples > 1:
         refuse_pixel_model(predictor.model)
     if limits:

@@ -72,18 +72,20 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", amp: str = "no", *,
-                        anchor_decay: float | None = None, motion_scale: float | None = None, compile: bool = False) -> Predictor:
+                        anchor_decay: float | None = None, motion_scale: float | None = None,
+                        context_check: bool | None = None, compile: bool = False) -> Predictor:
         """Load a forecaster checkpoint (file or run directory); ``None`` loads the shipped one.
 
         ``anchor_decay`` replaces the checkpoint's residual anchoring (GAN-LSTM; 0 = the generator's frames as drawn),
-        ``motion_scale`` its scale of the predicted latent change (GAN-LSTM; 1 = as predicted, 0 = the last frame's reading).
+        ``motion_scale`` its scale of the predicted latent change (GAN-LSTM; 1 = as predicted, 0 = the last frame's reading);
+        ``context_check=True`` chooses both per sequence on its own context (:mod:`ganlstm.models.context_check`).
         ``compile=True`` compiles each rollout step, with CUDA graphs on a GPU; on CPU only for batches of 16 or
         more (batch 1 measured no faster; :mod:`ganlstm.compiled`). ``compile_note`` says what was done.
         """
         from .compiled import compile_for_prediction
 
         model, ckpt = load_forecaster(path if path is not None else default_checkpoint(), device, anchor_decay=anchor_decay,
-                                      motion_scale=motion_scale)
+                                      motion_scale=motion_scale, context_check=context_check)
         predictor = cls(model, ckpt, amp=amp)
         if compile:
             predictor.model, predictor.compile_note = compile_for_prediction(predictor.model, predictor.device)

@@ -14,13 +14,14 @@ synchronisations inside the loop.
 rollouts (k = 1000) in chunks so memory stays flat.
 
 ``model`` is any :class:`~ganlstm.models.base.Forecaster`, duck-typed: the engine calls only its
-``observe``, ``step``, ``render`` and ``anchor``, and ``motion_scale`` with ``encode`` where a model has them (and ``nn.Module``'s ``eval``/``train``), so it
+``observe``, ``step``, ``render`` and ``correction`` (and ``nn.Module``'s ``eval``/``train``), so it
 imports nothing of :mod:`ganlstm.models.base`, which builds its default ``training_loss`` on it.
 A model's state (``Any`` below) is its own pytree of tensors, threaded through ``step``.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -130,10 +131,36 @@ def render_all(model: nn.Module, outs: Tensor) -> Tensor:
     return frames.unflatten(0, outs.shape[:2])  # (B, K, C, H, W)
 
 
-def add_anchor(frames: Tensor, residual: Tensor, decay: float, *, start: int = 0) -> Tensor:
-    """Frames (B, n, C, H, W) at horizons start+1 .. start+n, plus ``decay**(k-1) * residual`` (B, C, H, W) each."""
-    k = torch.arange(start, start + frames.shape[1], device=frames.device, dtype=frames.dtype)
-    return (frames + decay ** k.view(1, -1, 1, 1, 1) * residual.to(frames.dtype).unsqueeze(1)).clamp(-1.0, 1.0)
+@dataclass
+class Correction:
+    """What a model asks :func:`iter_predict` to do to its predicted frames, per sequence (prediction only).
+
+    ``scale`` (B,): outputs are rendered from ``origin + scale * (out - origin)``, ``origin`` (B, *out)
+    being the last frame's reading (None when every scale is 1). ``residual`` (B, C, H, W): added to
+    the k-th frame times ``decay**(k-1)``, ``decay`` (B,) (None when every decay is 0, which is off).
+    """
+
+    decay: Tensor
+    scale: Tensor
+    residual: Tensor | None = None
+    origin: Tensor | None = None
+
+    def scaled(self, outs: Tensor) -> Tensor:
+        """Outputs (B, n, *out) -> the latents to render, the predicted change from ``origin`` scaled."""
+        origin = self.origin.unsqueeze(1)  # (B, 1, *out)
+        scale = self.scale.to(outs.dtype).view(-1, *[1] * (outs.dim() - 1))  # (B, 1, ...)
+        return origin + scale * (outs - origin)
+
+
+def add_anchor(frames: Tensor, residual: Tensor, decay: float | Tensor, *, start: int = 0) -> Tensor:
+    """Frames (B, n, C, H, W) at horizons start+1 .. start+n, plus ``decay**(k-1) * residual`` (B, C, H, W) each.
+
+    ``decay`` is one number or one per sequence (B,); a decay of 0 adds nothing, at horizon 1 too.
+    """
+    k = torch.arange(start, start + frames.shape[1], device=frames.device, dtype=frames.dtype).view(1, -1)  # (1, n)
+    d = torch.as_tensor(decay, device=frames.device, dtype=frames.dtype).reshape(-1, 1)  # (B or 1, 1)
+    weight = torch.where(d > 0, d.clamp_min(1e-30) ** k, torch.zeros_like(d * k))  # (B or 1, n)
+    return (frames + weight[..., None, None, None] * residual.to(frames.dtype).unsqueeze(1)).clamp(-1.0, 1.0)
 
 
 def _as_batch(frames01: Tensor) -> Tensor:
@@ -163,22 +190,19 @@ def iter_predict(model: nn.Module, frames01: Tensor, steps: int, *, chunk: int =
     try:
         with torch.inference_mode(), autocast(device, amp):
             stream = _stream(model, x, steps, None, 0.0, None)
-            anchor = model.anchor(x)  # (residual (B, C, H, W), decay) or None
-            scale = float(getattr(model, "motion_scale", 1.0))
-            origin = model.encode(x[:, -1]) if scale != 1.0 else None  # (B, *out): the last frame's reading
+            fix = model.correction(x) if hasattr(model, "correction") else None  # Correction or None
             done = 0
             while done < steps:
                 n = min(chunk, steps - done)
                 outs, drawn = zip(*(next(stream) for _ in range(n)))
-                if origin is not None:  # the predicted change scaled: one more decode per frame
-                    outs = torch.stack(outs, dim=1)  # (B, n, *out)
-                    frames = render_all(model, origin.unsqueeze(1) + scale * (outs - origin.unsqueeze(1))).float()
+                if fix is not None and fix.origin is not None:  # the predicted change scaled: one more decode per frame
+                    frames = render_all(model, fix.scaled(torch.stack(outs, dim=1))).float()  # (B, n, C, H, W)
                 elif drawn[0] is None:
                     frames = render_all(model, torch.stack(outs, dim=1)).float()  # (B, n, C, H, W)
                 else:
                     frames = torch.stack(drawn, dim=1).float()  # drawn inside the loop, once each
-                if anchor is not None:
-                    frames = add_anchor(frames, *anchor, start=done)
+                if fix is not None and fix.residual is not None:
+                    frames = add_anchor(frames, fix.residual, fix.decay, start=done)
                 done += n
                 yield to_unit_range(frames).cpu()
     finally:

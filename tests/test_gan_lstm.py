@@ -252,7 +252,7 @@ def test_anchor_adds_the_decaying_reading_error_to_predicted_frames():
     torch.testing.assert_close(pred[:, 0], context[:, -1], atol=1e-5, rtol=0)
     # Streamed in chunks, the k-th frame still gets decay**(k-1): the chunks continue the horizon count.
     torch.testing.assert_close(torch.cat(list(iter_predict(anchored, context, 5, chunk=2)), dim=1), pred, atol=1e-6, rtol=0)
-    assert plain.anchor(context * 2 - 1) is None  # off: not even the extra generator call
+    assert plain.correction(context * 2 - 1) is None  # off: not even the extra generator call
 
 
 def test_anchor_decay_is_checked():

@@ -83,3 +83,66 @@ def test_motion_scale_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path
     assert (model.anchor_decay, model.motion_scale) == (0.8, 0.25)
     with pytest.raises(GanlstmError, match="must be in"):
         set_motion_scale(ckpt, 2)
+
+
+# ---------------------------------------------------------------- the context check
+
+
+def test_context_check_predicts_a_static_sequence_as_persistence_where_the_recorded_settings_do_not():
+    """A random G cannot draw the frames: on a static context copy-last-frame is exact, and the check finds it."""
+    from ganlstm.models import context_check
+
+    model = _moving()
+    frame = torch.rand(2, 1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    context = frame.expand(-1, 8, -1, -1, -1).contiguous()  # (2, 8, 1, 16, 16): nothing moves
+    recorded = predict(model, context, 3)
+    assert (recorded - frame).abs().mean() > 0.05  # the model's own frames are far off
+    model.set_context_check(True)
+    checked = predict(model, context, 3)
+    torch.testing.assert_close(checked, frame.expand(-1, 3, -1, -1, -1), atol=1e-5, rtol=0)
+    decay, scale, scores = context_check.choose_on_context(model, context * 2 - 1, (0.0, 1.0))
+    assert decay.tolist() == [1.0, 1.0] and scale.tolist() == [0.0, 0.0] and scores.shape[0] == 2
+
+
+def test_context_check_keeps_the_recorded_pair_unless_another_wins_by_the_margin(monkeypatch):
+    from ganlstm.models import context_check
+
+    model = _moving(0.5, 0.8)
+    frame = torch.rand(2, 1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    context = frame.expand(-1, 8, -1, -1, -1).contiguous() * 2 - 1
+    monkeypatch.setattr(context_check, "MARGIN", 1e9)
+    decay, scale, scores = context_check.choose_on_context(model, context, (0.8, 0.5))
+    assert decay.tolist() == pytest.approx([0.8, 0.8]) and scale.tolist() == [0.5, 0.5]
+    decay, scale, _ = context_check.choose_on_context(model, context, (0.7, 0.5))  # any recorded pair
+    assert decay.tolist() == pytest.approx([0.7, 0.7]) and scores.shape[1] == 6  # the recorded pair and the 5 fallbacks
+    monkeypatch.setattr(context_check, "MARGIN", 0.0)
+    decay, scale, scores = context_check.choose_on_context(model, context, (0.8, 0.5))
+    assert decay.tolist() == [1.0, 1.0] and scale.tolist() == [0.0, 0.0]  # static: copy-last-frame wins
+
+
+def test_context_check_needs_four_context_frames_else_keeps_the_recorded_settings():
+    model = _moving()
+    context = _context()[:, :3]  # (3, 3, 1, 16, 16)
+    plain = predict(model, context, 2)
+    model.set_context_check(True)
+    torch.testing.assert_close(predict(model, context, 2), plain, atol=1e-6, rtol=0)
+
+
+def test_context_check_is_recorded_and_predict_takes_the_flag(tmp_path):
+    from ganlstm.cli import main
+    from ganlstm.train.prediction_settings import set_prediction_settings
+
+    ckpt = trained_checkpoint(tmp_path)
+    assert load_forecaster(ckpt, "cpu")[0].correction(_context() * 2 - 1) is None  # nothing on: no extra decode
+    set_prediction_settings(ckpt, context_check=True)
+    assert torch.load(ckpt, weights_only=True)["config"]["model"]["context_check"] is True
+    assert Predictor.from_checkpoint(ckpt, device="cpu").model.context_check
+    assert not Predictor.from_checkpoint(ckpt, device="cpu", context_check=False).model.context_check
+    frames = tmp_path / "frames.npy"
+    import numpy as np
+
+    np.save(frames, np.random.default_rng(0).random((6, 16, 16), dtype=np.float32))
+    for flag in ("--context-check", "--no-context-check"):
+        out = tmp_path / f"pred{flag}"
+        main(["predict", "--frames", str(frames), "--steps", "2", "--checkpoint", str(ckpt), "--out", str(out), flag, "--device", "cpu"])
+        assert len(list(out.glob("*.png"))) == 2

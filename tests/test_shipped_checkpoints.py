@@ -68,6 +68,20 @@ def test_shipped_model_beats_persistence_at_horizon_1(size, name, forecasts):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("size", sorted(PAIRS))
+def test_shipped_gan_lstm_checks_its_context_and_falls_back_on_frames_it_cannot_draw(size):
+    """Frames unlike any merger (static noise): the recorded settings lose to copy-last-frame by far; the check copies it."""
+    model = load_forecaster(PAIRS[size]["gan_lstm"], "cpu")[0]
+    assert model.context_check  # recorded in the shipped checkpoint
+    frame = torch.rand(2, 1, 1, size, size, generator=torch.Generator().manual_seed(0))
+    context = frame.expand(-1, CONTEXT, -1, -1, -1).contiguous()  # (2, 20, 1, size, size)
+    checked = predict(model, context, STEPS)
+    model.set_context_check(False)
+    recorded = predict(model, context, STEPS)
+    assert (recorded - frame).pow(2).mean() > 0.01  # the simulator prior draws a merger instead
+    torch.testing.assert_close(checked, frame.expand(-1, STEPS, -1, -1, -1), atol=1e-5, rtol=0)
+
+
 def test_a_wheel_carries_the_shipped_checkpoints(tmp_path):
     """`pip install git+...` builds a wheel: the checkpoints must be in it, under share/ganlstm/checkpoints."""
     import subprocess

@@ -167,6 +167,10 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
               help="GAN-LSTM: draw the k-th frame from z_J + S * (z_k - z_J), the predicted latent change from the last frame's "
                    "reading scaled (1 = as predicted; 0 with --anchor-decay 1 = copy-last-frame). Default: the checkpoint's "
                    "(fit chooses it on validation; the shipped ones: 1).")
+@click.option("--context-check/--no-context-check", default=None,
+              help="GAN-LSTM: choose the anchor decay and motion scale for this sequence on its own frames (forecast its last "
+                   "observed frames from the earlier ones with every pair, keep the best; copy-last-frame is one of them), for "
+                   "frames unlike the model's training data. Default: the checkpoint's.")
 @click.option("--output-size", default="model", show_default=True, type=click.Choice(["model", "native"]),
               help="Write the predicted frames at the model's size, or resized back (bilinear) to the input's H x W. "
                    "Colour is never invented: a grayscale model's frames stay grayscale.")
@@ -188,7 +192,7 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
 @limit_options(default=False)
 def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None, truth: Path | None, fmt: str, overwrite: bool,
             device: str, amp: str, max_frames: int | None, max_pixels: int | None, anchor_decay: float | None,
-            motion_scale: float | None, output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None,
+            motion_scale: float | None, context_check: bool | None, output_size: str, size: int | None, channels: str | None, interval: int | None, scaling: str | None,
             samples: int, spread: float | None, seed: int, morphology: bool, compile_: bool) -> None:
     """Predict the frames that follow a sequence.
 
@@ -209,7 +213,8 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
             warnings.simplefilter("always", ResolutionWarning)
             result = predict_to_directory(frames, steps, checkpoint=checkpoint, out=out, truth=truth, fmt=fmt, overwrite=overwrite,
                                           device=device, amp=amp, limits=frame_limits(dict(max_frames=max_frames, max_pixels=max_pixels)),
-                                          anchor_decay=anchor_decay, motion_scale=motion_scale, output_size=output_size,
+                                          anchor_decay=anchor_decay, motion_scale=motion_scale,
+                                          context_check=context_check, output_size=output_size,
                                           reading={k: v for k, v in (("size", size), ("channels", int(channels) if channels else None),
                                                                      ("interval", interval), ("scaling", scaling)) if v is not None},
                                           samples=samples, spread=spread, seed=seed, morphology=morphology,

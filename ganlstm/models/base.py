@@ -5,7 +5,7 @@ Protocol (frames in [-1, 1] inside models)::
     state = model.init_state(batch, device)
     out, state = model.step(frame, state)   # frame (B, C, H, W), or None = "continue from your own prediction"
     frames = model.render(outs)             # (N, *out) -> (N, C, H, W); identity for pixel-space models
-    anchor = model.anchor(context)          # optional: (residual (B, C, H, W), decay) added to predicted frames
+    fix = model.correction(context)         # optional: a rollout.Correction of the predicted frames (or None)
 
 ``step`` returns the model's native output for the next frame: pixels for pixel-space
 models, a generator latent for the GAN-prior model. ``render`` turns outputs into
@@ -71,15 +71,10 @@ class Forecaster(nn.Module):
             out, state = self.step(context[:, t], state)
         return out, state
 
-    #: Prediction only: outputs are rendered from ``origin + motion_scale * (out - origin)``, the origin being
-    #: ``encode(x_J)``; only models with an ``encode`` (the GAN prior) set it below 1 (:mod:`ganlstm.rollout`).
-    motion_scale: float = 1.0
+    def correction(self, context: Tensor) -> Any:
+        """A per-sequence :class:`ganlstm.rollout.Correction` of predictions from the context (B, J, C, H, W) in [-1, 1], or None (the default).
 
-    def anchor(self, context: Tensor) -> tuple[Tensor, float] | None:
-        """A pixel correction for predictions from the context (B, J, C, H, W) in [-1, 1], or None (the default).
-
-        ``(residual (B, C, H, W), decay)``: :func:`ganlstm.rollout.iter_predict` adds
-        ``decay**(k-1) * residual`` to the k-th predicted frame (prediction only, not training).
+        The GAN prior uses it for residual anchoring and the motion scale (prediction only, not training).
         """
         return None
 

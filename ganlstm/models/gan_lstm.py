@@ -99,7 +99,9 @@ from ..config import ForecasterConfig
 from ..errors import GanlstmError
 from ..losses import pixel_loss, rollout_pixel_loss
 from ..pixel_range import to_model_range, to_unit_range
+from ..rollout import Correction
 from .base import Forecaster, register
+from .context_check import MIN_CONTEXT, choose_on_context
 from .convgru import ConvGRU
 from .convlstm import ConvLSTM, LayerState
 from .dcgan import Generator, build_generator
@@ -140,6 +142,7 @@ class GanLstm(Forecaster):
             raise GanlstmError(f"unknown cell {cfg.cell!r} for gan_lstm; use one of {', '.join(CELLS)}.")
         self.set_anchor_decay(cfg.anchor_decay)
         self.set_motion_scale(cfg.motion_scale)
+        self.set_context_check(cfg.context_check)
         self.encoder = FrameEncoder(cfg.channels, cfg.image_size, hidden[0])  # (B, C, S, S) -> (B, hid0, 8, 8)
         self.read = LatentHead(hidden[0], nz)  # observed frame's features -> its latent
         self.lstm = CELLS[cfg.cell](hidden[0], hidden, cfg.kernel)  # the dynamics at 8x8 (name kept for checkpoints)
@@ -251,16 +254,32 @@ class GanLstm(Forecaster):
         self.motion_scale = float(scale)
         self.cfg = dataclasses.replace(self.cfg, motion_scale=float(scale))
 
-    def anchor(self, context: Tensor) -> tuple[Tensor, float] | None:
-        """The last observed frame's reading error ``x_J - G(read(x_J))`` (B, C, S, S) and ``anchor_decay``; None when off.
+    def set_context_check(self, on: bool) -> None:
+        """Choose the decay and the motion scale per sequence on its own context (True) or use the recorded ones."""
+        self.context_check = bool(on)
+        self.cfg = dataclasses.replace(self.cfg, context_check=bool(on))
 
-        The k-th predicted frame gets ``anchor_decay**(k-1)`` of it (:func:`ganlstm.rollout.iter_predict`),
-        so horizon 1 is ``x_J + G(z_1) - G(read(x_J))``: the observed frame moved by the predicted change.
+    def correction(self, context: Tensor) -> Correction | None:
+        """Residual anchoring and the motion scale for predictions from ``context`` (B, J, C, H, W) in [-1, 1]; None when both are off.
+
+        The recorded ``anchor_decay`` and ``motion_scale``, or with ``context_check`` the pair chosen per
+        sequence on its own frames (:mod:`.context_check`). The residual is the last observed frame's
+        reading error ``x_J - G(read(x_J))``; the k-th frame gets ``decay**(k-1)`` of it, so with no
+        predicted change horizon 1 is ``x_J`` itself.
         """
-        if not self.anchor_decay:
+        b = context.shape[0]
+        if self.context_check and context.shape[1] >= MIN_CONTEXT:
+            decay, scale, _ = choose_on_context(self, context, (self.anchor_decay, self.motion_scale))  # (B,), (B,)
+        else:
+            decay = torch.full((b,), self.anchor_decay, device=context.device)
+            scale = torch.full((b,), self.motion_scale, device=context.device)
+        anchored, scaled = self.context_check or self.anchor_decay > 0, self.context_check or self.motion_scale != 1
+        if not (anchored or scaled):
             return None
-        last = context[:, -1]  # (B, C, S, S) in [-1, 1]
-        return (last - self.generator(self.encode(last)).to(last.dtype)).detach(), self.anchor_decay
+        last = context[:, -1]  # (B, C, S, S)
+        origin = self.encode(last)  # (B, nz)
+        residual = (last - self.generator(origin).to(last.dtype)).detach() if anchored else None
+        return Correction(decay=decay, scale=scale, residual=residual, origin=origin.detach() if scaled else None)
 
     def cap(self, z: Tensor) -> Tensor:
         """Scale each latent (B, nz) whose RMS exceeds ``latent_cap`` back onto that radius (identity when off)."""

@@ -82,7 +82,8 @@ def auto_reader_warmup(model: str, total: float) -> int:
 
 
 def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.device = "auto", *,
-                    anchor_decay: float | None = None, motion_scale: float | None = None) -> tuple[Forecaster, dict]:
+                    anchor_decay: float | None = None, motion_scale: float | None = None,
+                    context_check: bool | None = None) -> tuple[Forecaster, dict]:
     """A trained forecaster in eval mode on ``device``, and its checkpoint dict.
 
     ``path_or_ckpt`` is a checkpoint file, a run directory (its best.pt, else last.pt), or an
@@ -91,7 +92,8 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
     reading options the model was trained with are ``ckpt["config"]["data"]`` (see
     :func:`frame_options_of`). ``anchor_decay`` replaces the checkpoint's (GAN-LSTM only; 0 turns
     residual anchoring off, see :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`); ``motion_scale`` the
-    checkpoint's scale of the predicted change (GAN-LSTM only; 1 = as predicted, 0 = copy-last-frame).
+    checkpoint's scale of the predicted change (GAN-LSTM only; 1 = as predicted, 0 = copy-last-frame);
+    ``context_check`` whether both are chosen per sequence on its own context (:mod:`ganlstm.models.context_check`).
     """
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt, kind="forecaster")
     path = ckpt.get("path", "checkpoint")
@@ -110,10 +112,12 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
         if not hasattr(model, "set_anchor_decay"):
             raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; anchor_decay (--anchor-decay) applies to gan_lstm checkpoints only.")
         model.set_anchor_decay(anchor_decay)
-    if motion_scale is not None:
-        if not hasattr(model, "set_motion_scale"):
-            raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; motion_scale (--motion-scale) applies to gan_lstm checkpoints only.")
-        model.set_motion_scale(motion_scale)
+    for name, value in (("motion_scale", motion_scale), ("context_check", context_check)):
+        if value is None:
+            continue
+        if not hasattr(model, f"set_{name}"):
+            raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; {name} (--{name.replace('_', '-')}) applies to gan_lstm checkpoints only.")
+        getattr(model, f"set_{name}")(value)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     return model.to(dev).eval(), ckpt
 

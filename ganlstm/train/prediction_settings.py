@@ -6,8 +6,9 @@ The weights are never touched: each setter loads the file, checks the value as `
 recorded values by default:
 
 * ``anchor_decay``: residual anchoring (:meth:`ganlstm.models.gan_lstm.GanLstm.anchor`);
-* ``motion_scale``: the scale of the predicted change from the last observed frame (1 = as
-  predicted, 0 = copy-last-frame; :func:`ganlstm.rollout.scale_motion`);
+* ``motion_scale``: the scale of the predicted latent change from the last frame's reading (1 = as
+  predicted; :class:`ganlstm.rollout.Correction`);
+* ``context_check``: both chosen per sequence on its own context (:mod:`ganlstm.models.context_check`);
 * ``sample_spread``: the ensemble's latent nudge, ``predict --samples``' default (:mod:`ganlstm.ensemble`).
 """
 from __future__ import annotations
@@ -18,13 +19,17 @@ from ..checkpoint import atomic_save, load_checkpoint
 from .forecaster import load_forecaster
 
 
-def set_prediction_settings(path: str | Path, *, anchor_decay: float | None = None, motion_scale: float | None = None) -> None:
-    """Record the anchor decay and/or the motion scale (None keeps the recorded one) in a GAN-LSTM checkpoint file."""
+def set_prediction_settings(path: str | Path, *, anchor_decay: float | None = None, motion_scale: float | None = None,
+                            context_check: bool | None = None) -> None:
+    """Record the anchor decay, the motion scale and/or the context check (None keeps the recorded one) in a GAN-LSTM checkpoint file."""
     ckpt = load_checkpoint(path, kind="forecaster")
-    load_forecaster(ckpt, "cpu", anchor_decay=anchor_decay, motion_scale=motion_scale)  # refuses what predict would refuse
+    load_forecaster(ckpt, "cpu", anchor_decay=anchor_decay, motion_scale=motion_scale,
+                    context_check=context_check)  # refuses what predict would refuse
     path = Path(ckpt.pop("path"))
-    ckpt["config"]["model"].update({k: float(v) for k, v in (("anchor_decay", anchor_decay), ("motion_scale", motion_scale))
-                                    if v is not None})
+    new = {"anchor_decay": anchor_decay, "motion_scale": motion_scale}
+    ckpt["config"]["model"].update({k: float(v) for k, v in new.items() if v is not None})
+    if context_check is not None:
+        ckpt["config"]["model"]["context_check"] = bool(context_check)
     atomic_save(ckpt, path)
 
 
