@@ -2,10 +2,11 @@
 # Each creates .venv and installs what it needs. TORCH picks the torch wheel:
 # CI sets TORCH=torch==2.13.0 (a CPU build here). On Linux plain `torch` is the CUDA build (several GB);
 # the CPU wheel (about 200 MB) is TORCH='torch --index-url https://download.pytorch.org/whl/cpu'.
-# The venv remembers which TORCH it was built with: passing another one reinstalls torch.
+# The venv remembers which TORCH it was built with: a later call without TORCH keeps it, and passing
+# another one reinstalls torch (a bare first call installs plain `torch`).
 PYTHON ?= python3
-TORCH ?= torch
 VENV ?= .venv
+TORCH ?= $(or $(shell cat $(VENV)/.torch 2>/dev/null),torch)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
