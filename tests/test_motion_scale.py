@@ -146,3 +146,31 @@ def test_context_check_is_recorded_and_predict_takes_the_flag(tmp_path):
         out = tmp_path / f"pred{flag}"
         main(["predict", "--frames", str(frames), "--steps", "2", "--checkpoint", str(ckpt), "--out", str(out), flag, "--device", "cpu"])
         assert len(list(out.glob("*.png"))) == 2
+
+
+def test_predict_samples_says_when_a_zero_motion_scale_makes_every_member_the_same(tmp_path, capsys):
+    import numpy as np
+
+    from ganlstm.cli import main
+    from ganlstm.train.prediction_settings import set_motion_scale
+
+    ckpt = trained_checkpoint(tmp_path)
+    set_motion_scale(ckpt, 0.0)
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.random.default_rng(0).random((6, 16, 16), dtype=np.float32))
+    main(["predict", "--frames", str(frames), "--steps", "2", "--checkpoint", str(ckpt), "--out", str(tmp_path / "p"),
+          "--samples", "3", "--device", "cpu"])
+    assert "every sampled future is the same" in capsys.readouterr().err
+
+
+def test_fit_report_says_when_no_spread_was_calibrated():
+    from ganlstm.report import _markdown
+
+    facts = {"data": "d", "prior": {"projection_ssim": 0.9}, "data_plan": {}, "budget_minutes": {}, "steps": {}, "seconds": {},
+             "anchor": {"decay": 0.9, "motion_scale": 0.0, "val_score": {"0.9/0": 1.7, "1/0": 2.0}}, "warnings": [],
+             "spread": {"spread": 0.7, "val": [{"spread": s, "spread_skill": 0.3, "crps": 0.01} for s in (0.3, 0.7)]}}
+    text = _markdown(facts, "table")
+    assert "no spread reached a validation spread-skill in [0.8, 1.2]" in text
+    assert "motion scale 0" in text and "did not help on validation" in text
+    facts["spread"]["val"][1]["spread_skill"] = 0.9
+    assert "the sharpest whose validation spread-skill lies in [0.8, 1.2]" in _markdown(facts, "table")

@@ -235,6 +235,10 @@ def predict(frames: Path, steps: int, checkpoint: Path | None, out: Path | None,
         extra = (f"; vs --truth: spread-skill {sum(cal['spread_skill']) / len(cal['spread_skill']):.2f}, "
                  f"CRPS {sum(cal['crps']) / len(cal['crps']):.4f} per pixel") if cal else ""
         click.echo(f"samples in {ens['samples']}, spread map {ens['spread']} (mean spread {ens['mean_spread']:.4f}){extra}")
+        if ens["mean_spread"] == 0:
+            click.echo("warning: every sampled future is the same frame sequence: the model's motion scale is 0 for this "
+                       "sequence (fit found, or the context check decided, that its predicted motion does not help), so the "
+                       "spread map is zero and says nothing about the uncertainty.", err=True)
     if result["metrics"]:
         mean = result["metrics"]["mean"]
         click.echo(f"vs --truth: MSE {mean['mse']:.3f} (per frame)  SSIM {mean['ssim']:.4f}  PSNR {mean['psnr']:.2f} dB  "
