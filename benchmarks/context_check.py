@@ -8,6 +8,8 @@ sharpness, the diversity at the last horizon, and how often each (D, S) pair was
     python benchmarks/context_check.py --checkpoint checkpoints/gan_lstm.pt \\
         --data ../shared/data/galaxy_collision/Galaxy_Collision.gif --context 20 --horizon 30 --stride 10
     python benchmarks/context_check.py --checkpoint checkpoints/gan_lstm.pt --data bench/val64_11 --context 20 --horizon 30
+    python benchmarks/context_check.py --checkpoint bench/own/gif-seed0/stages/001-gan_lstm/best.pt \
+        --data ../shared/data/galaxy_collision/Galaxy_Collision.gif --split test --context 10 --horizon 10 --stride 1
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=20)
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--stride", type=int, help="frames between window starts (default: --horizon)")
+    ap.add_argument("--split", choices=("all", "test"), default="all",
+                    help="test: only the sequences (or a movie's continuation) the checkpoint's run held out for testing, as fit's report")
     ap.add_argument("--margin", type=float, default=context_check.MARGIN, help="the check's margin (ganlstm.models.context_check.MARGIN)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, help="also write the results as JSON here")
@@ -57,15 +61,19 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint, kind="forecaster")
     models = {"recorded": load_forecaster(ckpt, "cpu", context_check=False)[0],
               "context check": load_forecaster(ckpt, "cpu", context_check=True)[0]}
-    sequences, _ = read_common_frames(args.data, models, [ckpt], None)
-    seqs = [s for _, s in sequences]
+    if args.split == "test":
+        from ganlstm.report import held_out
+
+        seqs = [s for _, s in held_out(ckpt, "test")]
+    else:
+        seqs = [s for _, s in read_common_frames(args.data, models, [ckpt], None)[0]]
     stride = args.stride or args.horizon
     models.update(persistence=trivial_baselines()["persistence"])
     result = evaluate_models(models, seqs, args.context, args.horizon, device="cpu", stride=stride, progress=True)
     counts = chosen_pairs(models["context check"], seqs, args.context, args.horizon, stride)
 
     hs = [h for h in HORIZONS if h <= args.horizon]
-    print(f"{args.data}: {len(seqs)} sequences, {result.windows} windows, j={args.context} k={args.horizon}")
+    print(f"{args.data} ({args.split}): {len(seqs)} sequences, {result.windows} windows, j={args.context} k={args.horizon}")
     for metric in ("mse", "ssim", "sharpness", "diversity"):
         rows = {n: result.per_horizon[n].get(metric) for n in models}
         if not all(rows.values()):
