@@ -270,10 +270,11 @@ class GanLstm(Forecaster):
         b = context.shape[0]
         if self.context_check and context.shape[1] >= MIN_CONTEXT:
             decay, scale, _ = choose_on_context(self, context, (self.anchor_decay, self.motion_scale))  # (B,), (B,)
+            anchored, scaled = bool((decay > 0).any()), bool((scale != 1).any())  # the check's one host sync
         else:
             decay = torch.full((b,), self.anchor_decay, device=context.device)
             scale = torch.full((b,), self.motion_scale, device=context.device)
-        anchored, scaled = self.context_check or self.anchor_decay > 0, self.context_check or self.motion_scale != 1
+            anchored, scaled = self.anchor_decay > 0, self.motion_scale != 1
         if not (anchored or scaled):
             return None
         last = context[:, -1]  # (B, C, S, S)
