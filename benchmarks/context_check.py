@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--split", choices=("all", "test"), default="all",
                     help="test: only the sequences (or a movie's continuation) the checkpoint's run held out for testing, as fit's report")
     ap.add_argument("--margin", type=float, default=context_check.MARGIN, help="the check's margin (ganlstm.models.context_check.MARGIN)")
+    ap.add_argument("--gif", type=Path, help="also write truth | recorded | context check | copy-last-frame on --gif-windows here")
+    ap.add_argument("--gif-windows", default="0,10", help="comma-separated window indices for --gif")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = ap.parse_args()
@@ -84,6 +86,19 @@ def main() -> None:
     print("\nchosen per window: " + ", ".join(f"{k}: {v}" for k, v in counts.most_common()))
     if args.out:
         args.out.write_text(json.dumps({"result": result.to_dict(), "chosen": dict(counts)}, indent=1) + "\n")
+    if args.gif:
+        write_gif(args.gif, models, WindowDataset(seqs, args.context, args.horizon, stride), [int(i) for i in args.gif_windows.split(",")])
+
+
+def write_gif(path: Path, models: dict, windows: WindowDataset, picked: list[int]) -> None:
+    """The comparison GIF of ``ganlstm demo`` for the picked windows: truth | each model (persistence last)."""
+    from ganlstm.demo import comparison_frames, save_comparison_gif
+    from ganlstm.rollout import predict
+
+    context, truth = (torch.stack(x) for x in zip(*[windows[i] for i in picked]))  # (n, J, C, H, W), (n, K, C, H, W)
+    preds = {name: predict(model, context, truth.shape[1]) for name, model in models.items()}
+    save_comparison_gif(comparison_frames(context, truth, preds), path)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
 if __name__ == "__main__":
