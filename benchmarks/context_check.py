@@ -37,7 +37,7 @@ def chosen_pairs(model, sequences, context: int, horizon: int, stride: int) -> c
     counts: collections.Counter = collections.Counter()
     for i in range(0, len(windows), 16):
         ctx = torch.stack([windows[t][0] for t in range(i, min(i + 16, len(windows)))])  # (b, J, C, H, W) in [0, 1]
-        decay, scale, _ = choose_on_context(model, to_model_range(ctx), (model.anchor_decay, model.motion_scale))
+        decay, scale, _, _ = choose_on_context(model, to_model_range(ctx), (model.anchor_decay, model.motion_scale))
         counts.update(f"D={d:g},S={s:g}" for d, s in zip(decay.tolist(), scale.tolist()))
     return counts
 

@@ -38,8 +38,11 @@ def _stream(
     teacher: Tensor | None,
     sampling_p: float,
     generator: torch.Generator | None,
+    warm: tuple[Tensor, Any] | None = None,
 ) -> Iterator[tuple[Tensor, Tensor | None]]:
     """Yield ``(output, frame or None)`` for horizons 1 .. ``steps``; ``teacher[:, i]`` is the truth after the i-th.
+
+    ``warm``: the ``(output, state)`` of :func:`warm_up` on ``context`` when the caller already has it.
 
     A model that ``draws_while_rolling`` (the GAN prior with pixel feedback) renders each output
     once, through ``frame_of``, and the same frame is both what the rollout returns and what the
@@ -47,7 +50,7 @@ def _stream(
     their outputs afterwards, many at a time (:func:`render_all`).
     """
     draw = getattr(model, "draws_while_rolling", False)
-    out, state = warm_up(model, context)
+    out, state = warm if warm is not None else warm_up(model, context)
     for i in range(steps):
         frame = None
         if draw:
@@ -82,6 +85,7 @@ def rollout(
     teacher: Tensor | None = None,
     sampling_p: float = 0.0,
     generator: torch.Generator | None = None,
+    warm: tuple[Tensor, Any] | None = None,
 ) -> Tensor:
     """Predict ``horizon`` frames after ``context``; both in [-1, 1], shapes (B, J, C, H, W) -> (B, K, C, H, W).
 
@@ -92,7 +96,7 @@ def rollout(
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     outs, frames = [], []
-    for out, frame in _stream(model, context, horizon, teacher, sampling_p, generator):
+    for out, frame in _stream(model, context, horizon, teacher, sampling_p, generator, warm):
         outs.append(out)
         frames.append(frame)
     if frames[0] is None:
@@ -108,11 +112,12 @@ def rollout_outputs(
     teacher: Tensor | None = None,
     sampling_p: float = 0.0,
     generator: torch.Generator | None = None,
+    warm: tuple[Tensor, Any] | None = None,
 ) -> Tensor:
     """:func:`rollout` before rendering: the model's native outputs (B, K, *out), e.g. latents for the GAN prior."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
-    return torch.stack([out for out, _ in _stream(model, context, horizon, teacher, sampling_p, generator)], dim=1)
+    return torch.stack([out for out, _ in _stream(model, context, horizon, teacher, sampling_p, generator, warm)], dim=1)
 
 
 #: Frames per render call on CPU. The generator's activations for a whole rollout at once (64 x 30
@@ -144,6 +149,7 @@ class Correction:
     scale: Tensor
     residual: Tensor | None = None
     origin: Tensor | None = None
+    warm: tuple[Tensor, Any] | None = None  # the warm-up on the whole context, when computing the correction made it
 
     def scaled(self, outs: Tensor) -> Tensor:
         """Outputs (B, n, *out) -> the latents to render, the predicted change from ``origin`` scaled."""
@@ -189,8 +195,8 @@ def iter_predict(model: nn.Module, frames01: Tensor, steps: int, *, chunk: int =
     model.eval()
     try:
         with torch.inference_mode(), autocast(device, amp):
-            stream = _stream(model, x, steps, None, 0.0, None)
             fix = model.correction(x) if hasattr(model, "correction") else None  # Correction or None
+            stream = _stream(model, x, steps, None, 0.0, None, fix.warm if fix is not None else None)
             done = 0
             while done < steps:
                 n = min(chunk, steps - done)

@@ -100,7 +100,7 @@ def test_context_check_predicts_a_static_sequence_as_persistence_where_the_recor
     model.set_context_check(True)
     checked = predict(model, context, 3)
     torch.testing.assert_close(checked, frame.expand(-1, 3, -1, -1, -1), atol=1e-5, rtol=0)
-    decay, scale, scores = context_check.choose_on_context(model, context * 2 - 1, (0.0, 1.0))
+    decay, scale, scores, _ = context_check.choose_on_context(model, context * 2 - 1, (0.0, 1.0))
     assert decay.tolist() == [1.0, 1.0] and scale.tolist() == [0.0, 0.0] and scores.shape[0] == 2
 
 
@@ -111,12 +111,12 @@ def test_context_check_keeps_the_recorded_pair_unless_another_wins_by_the_margin
     frame = torch.rand(2, 1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
     context = frame.expand(-1, 8, -1, -1, -1).contiguous() * 2 - 1
     monkeypatch.setattr(context_check, "MARGIN", 1e9)
-    decay, scale, scores = context_check.choose_on_context(model, context, (0.8, 0.5))
+    decay, scale, scores, _ = context_check.choose_on_context(model, context, (0.8, 0.5))
     assert decay.tolist() == pytest.approx([0.8, 0.8]) and scale.tolist() == [0.5, 0.5]
-    decay, scale, _ = context_check.choose_on_context(model, context, (0.7, 0.5))  # any recorded pair
+    decay, scale, _, _ = context_check.choose_on_context(model, context, (0.7, 0.5))  # any recorded pair
     assert decay.tolist() == pytest.approx([0.7, 0.7]) and scores.shape[1] == 6  # the recorded pair and the 5 fallbacks
     monkeypatch.setattr(context_check, "MARGIN", 0.0)
-    decay, scale, scores = context_check.choose_on_context(model, context, (0.8, 0.5))
+    decay, scale, scores, _ = context_check.choose_on_context(model, context, (0.8, 0.5))
     assert decay.tolist() == [1.0, 1.0] and scale.tolist() == [0.0, 0.0]  # static: copy-last-frame wins
 
 
@@ -174,3 +174,20 @@ def test_fit_report_says_when_no_spread_was_calibrated():
     assert "motion scale 0" in text and "did not help on validation" in text
     facts["spread"]["val"][1]["spread_skill"] = 0.9
     assert "the sharpest whose validation spread-skill lies in [0.8, 1.2]" in _markdown(facts, "table")
+
+
+@pytest.mark.parametrize("feedback", ["pixels", "latent"])
+def test_context_check_that_keeps_the_recorded_pair_predicts_exactly_as_without_it(feedback, monkeypatch):
+    """The prediction continues the check's own warm-up on the first J - 5 frames: it must be the plain warm-up's."""
+    from ganlstm.models import context_check
+
+    torch.manual_seed(0)
+    model = build_forecaster(dataclasses.replace(model_config(feedback), anchor_decay=0.5)).load_generator(generator()).eval()
+    with torch.no_grad():
+        model.head.net[-1].weight.normal_(0, 0.5)
+    context = _context().repeat(1, 3, 1, 1, 1)  # (3, 12, 1, 16, 16)
+    plain = predict(model, context, 6)
+    monkeypatch.setattr(context_check, "MARGIN", 1e9)  # never leave the recorded pair
+    model.set_context_check(True)
+    torch.testing.assert_close(predict(model, context, 6), plain, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.cat(list(iter_predict(model, context, 6, chunk=4)), dim=1), plain, atol=1e-6, rtol=0)

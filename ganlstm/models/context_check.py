@@ -11,8 +11,8 @@ the last frame relaxes towards G's drawing of it. Each is scored there by ``fit`
 + relative 1-SSIM against persistence (:func:`relative_scores`; 2 = persistence), and a sequence
 leaves the recorded settings only for a fallback that scores better by :data:`MARGIN`.
 
-The check costs one more rollout of ``HELD`` frames from a shorter context (with a motion scale
-below 1, a second decode of each) and the scores; it needs a context of at least :data:`MIN_CONTEXT` frames (fewer keep the
+The check costs ``HELD`` closed-loop steps (with a motion scale below 1, a second decode of each)
+and the scores: its observation of the first J - ``HELD`` frames is the prediction's too; it needs a context of at least :data:`MIN_CONTEXT` frames (fewer keep the
 recorded settings).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..config import ANCHOR_DECAYS
 from ..losses import ssim
 from ..pixel_range import to_unit_range
-from ..rollout import add_anchor, rollout, rollout_outputs
+from ..rollout import add_anchor, rollout, rollout_outputs, warm_up
 
 HELD = 5  # observed frames forecast from the earlier ones (at most half the context)
 #: A sequence leaves the recorded settings only for a pair that scores at least this much better on its
@@ -33,23 +33,29 @@ MIN_CONTEXT = 4  # two frames to observe, two to check
 _EPS = 1e-6  # keeps the ratios finite when persistence is exact (a static context)
 
 
-def relative_scores(pred01: Tensor, truth01: Tensor, last01: Tensor) -> Tensor:
-    """Per sequence: mean over horizons of MSE / persistence's MSE plus (1 - SSIM) / persistence's; (B, n, C, H, W) -> (B,)."""
+def frame_errors(pred01: Tensor, truth01: Tensor) -> tuple[Tensor, Tensor]:
+    """Per frame: summed squared error and 1 - SSIM, each (B, n), for frames (B, n, C, H, W) in [0, 1]."""
+    b, n = pred01.shape[:2]
+    dssim = 1 - ssim(pred01.flatten(0, 1), truth01.flatten(0, 1), reduction="none").view(b, n)
+    return (pred01 - truth01).pow(2).flatten(2).sum(-1), dssim
 
-    def errors(pred: Tensor) -> tuple[Tensor, Tensor]:  # (B, n) each: per-frame summed squared error, 1 - SSIM
-        b, n = pred.shape[:2]
-        dssim = 1 - ssim(pred.flatten(0, 1), truth01.flatten(0, 1), reduction="none").view(b, n)
-        return (pred - truth01).pow(2).flatten(2).sum(-1), dssim
 
-    (mse, dssim), (mse0, dssim0) = errors(pred01), errors(last01.unsqueeze(1).expand_as(truth01))
-    return ((mse + _EPS) / (mse0 + _EPS)).mean(1) + ((dssim + _EPS) / (dssim0 + _EPS)).mean(1)
+def relative_scores(pred01: Tensor, truth01: Tensor, base: tuple[Tensor, Tensor]) -> Tensor:
+    """Per sequence: mean over horizons of MSE / persistence's MSE plus (1 - SSIM) / persistence's; -> (B,).
+
+    ``base`` is persistence's :func:`frame_errors` on the same frames.
+    """
+    mse, dssim = frame_errors(pred01, truth01)
+    return ((mse + _EPS) / (base[0] + _EPS)).mean(1) + ((dssim + _EPS) / (base[1] + _EPS)).mean(1)
 
 
 @torch.no_grad()
-def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor]:
-    """Per sequence of ``context`` (B, J, C, H, W) in [-1, 1]: the decay (B,), the scale (B,) and the scores (B, pairs).
+def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, tuple]:
+    """Per sequence of ``context`` (B, J, C, H, W) in [-1, 1]: the decay (B,), the scale (B,), the scores (B, pairs) and the warm-up.
 
     The pairs are the ``recorded`` (decay, scale) first, then (D, 0) for every D of :data:`ANCHOR_DECAYS`.
+    The warm-up, ``(output, state)`` after observing the whole context, continues the check's own
+    observation of its first J - HELD frames, so a prediction that follows need not observe them again.
     """
     j = context.shape[1]
     held = min(HELD, j // 2)
@@ -59,19 +65,24 @@ def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, 
     reading = model.generator(origin).to(last.dtype)  # (B, C, H, W)
     residual = last - reading
     decay, scale = float(recorded[0]), float(recorded[1])
+    half = warm_up(model, seen)  # (output, state) after J - h frames
     if scale == 1.0:
-        drawn = rollout(model, seen, held).to(last.dtype)  # (B, h, C, H, W): with pixel feedback, the frames the loop drew
+        drawn = rollout(model, seen, held, warm=half).to(last.dtype)  # (B, h, C, H, W): with pixel feedback, the frames the loop drew
     else:
-        outs = rollout_outputs(model, seen, held)  # (B, h, nz)
+        outs = rollout_outputs(model, seen, held, warm=half)  # (B, h, nz)
         z = origin.unsqueeze(1) + scale * (outs - origin.unsqueeze(1))  # (B, h, nz)
         drawn = model.generator(z.flatten(0, 1)).unflatten(0, z.shape[:2]).to(last.dtype)  # (B, h, C, H, W)
     pairs = [(decay, scale), *((d, 0.0) for d in ANCHOR_DECAYS)]
     candidates = [add_anchor(drawn, residual, decay) if decay else drawn]
     still = reading.unsqueeze(1).expand_as(truth)  # (B, h, C, H, W): scale 0 draws the reading at every horizon
     candidates += [add_anchor(still, residual, d) if d else still for d in ANCHOR_DECAYS]
-    truth01, last01 = to_unit_range(truth).float(), to_unit_range(last).float()
-    scores = torch.stack([relative_scores(to_unit_range(f).float(), truth01, last01) for f in candidates], 1)  # (B, pairs)
+    truth01 = to_unit_range(truth).float()
+    base = frame_errors(to_unit_range(last).float().unsqueeze(1).expand_as(truth01), truth01)  # persistence's, once
+    scores = torch.stack([relative_scores(to_unit_range(f).float(), truth01, base) for f in candidates], 1)  # (B, pairs)
     best = scores[:, 1:].argmin(1) + 1  # (B,): the best fallback
     best = torch.where(scores.gather(1, best[:, None])[:, 0] < scores[:, 0] - MARGIN, best, torch.zeros_like(best))
     table = torch.tensor(pairs, dtype=torch.float32, device=context.device)  # (pairs, 2)
-    return table[best, 0], table[best, 1], scores
+    out, state = half
+    for t in range(held):  # the rest of the context, observed as warm_up would: the same steps in the same order
+        out, state = model.step(context[:, j - held + t], state)
+    return table[best, 0], table[best, 1], scores, (out, state)

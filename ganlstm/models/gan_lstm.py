@@ -269,18 +269,19 @@ class GanLstm(Forecaster):
         """
         b = context.shape[0]
         if self.context_check and context.shape[1] >= MIN_CONTEXT:
-            decay, scale, _ = choose_on_context(self, context, (self.anchor_decay, self.motion_scale))  # (B,), (B,)
+            decay, scale, _, warm = choose_on_context(self, context, (self.anchor_decay, self.motion_scale))  # (B,), (B,)
             anchored, scaled = bool((decay > 0).any()), bool((scale != 1).any())  # the check's one host sync
         else:
             decay = torch.full((b,), self.anchor_decay, device=context.device)
             scale = torch.full((b,), self.motion_scale, device=context.device)
-            anchored, scaled = self.anchor_decay > 0, self.motion_scale != 1
-        if not (anchored or scaled):
+            anchored, scaled, warm = self.anchor_decay > 0, self.motion_scale != 1, None
+        if not (anchored or scaled or warm is not None):
             return None
         last = context[:, -1]  # (B, C, S, S)
-        origin = self.encode(last)  # (B, nz)
+        origin = self.encode(last) if anchored or scaled else None  # (B, nz)
         residual = (last - self.generator(origin).to(last.dtype)).detach() if anchored else None
-        return Correction(decay=decay, scale=scale, residual=residual, origin=origin.detach() if scaled else None)
+        return Correction(decay=decay, scale=scale, residual=residual, origin=origin.detach() if scaled else None,
+                          warm=warm)
 
     def cap(self, z: Tensor) -> Tensor:
         """Scale each latent (B, nz) whose RMS exceeds ``latent_cap`` back onto that radius (identity when off)."""
