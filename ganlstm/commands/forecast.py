@@ -168,9 +168,10 @@ def train_baseline(ctx: click.Context, model_name: str, **o) -> None:
                    "reading scaled (1 = as predicted; 0 with --anchor-decay 1 = copy-last-frame). Default: the checkpoint's "
                    "(fit chooses it on validation; the shipped ones: 1).")
 @click.option("--context-check/--no-context-check", default=None,
-              help="GAN-LSTM: choose the anchor decay and motion scale for this sequence on its own frames (forecast its last "
-                   "observed frames from the earlier ones with every pair, keep the best; copy-last-frame is one of them), for "
-                   "frames unlike the model's training data. Default: the checkpoint's.")
+              help="GAN-LSTM: first forecast this sequence's last 5 observed frames from the earlier ones, and where the "
+                   "model's frames clearly lose to a fallback there (copy-last-frame, or the last frame relaxing towards the "
+                   "prior's drawing of it), predict with that fallback: for frames unlike the model's training data. "
+                   "Default: the checkpoint's (on in the shipped GAN-LSTMs).")
 @click.option("--output-size", default="model", show_default=True, type=click.Choice(["model", "native"]),
               help="Write the predicted frames at the model's size, or resized back (bilinear) to the input's H x W. "
                    "Colour is never invented: a grayscale model's frames stay grayscale.")
