@@ -194,8 +194,9 @@ class ForecasterConfig:
     # with anchor_decay 1 that is copy-last-frame). `fit` chooses it with the decay on validation, so a model whose motion
     # does not help there falls back towards persistence by degrees, and its frames stay ones G can draw.
     motion_scale: float = 1.0
-    # gan_lstm, in prediction: choose the decay and scale per sequence from its own context instead (ganlstm/models/context_check.py):
-    # predict its last observed frames from the earlier ones with every pair, keep the best. Copy-last-frame is one of the pairs.
+    # gan_lstm, in prediction: check each sequence on its own context first (ganlstm/models/context_check.py): forecast its last
+    # 5 observed frames from the earlier ones, and where the recorded settings clearly lose there to a fallback (scale 0 with
+    # some decay; decay 1 is copy-last-frame), predict with that fallback.
     context_check: bool = False
     # gan_lstm, with --samples only: the latent nudge per horizon that draws an ensemble (ganlstm/ensemble.py);
     # 0 = ganlstm.ensemble.DEFAULT_SPREAD. `fit` records the spread it calibrated on its validation windows.
