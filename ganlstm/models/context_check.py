@@ -12,8 +12,10 @@ the last frame relaxes towards G's drawing of it. Each is scored there by ``fit`
 leaves the recorded settings only for a fallback that scores better by :data:`MARGIN`.
 
 The check costs ``HELD`` closed-loop steps (with a motion scale below 1, a second decode of each)
-and the scores: its observation of the first J - ``HELD`` frames is the prediction's too; it needs a context of at least :data:`MIN_CONTEXT` frames (fewer keep the
-recorded settings).
+and the scores; its observation of the first J - ``HELD`` frames is the prediction's own warm-up.
+It needs a context of at least :data:`MIN_CONTEXT` frames (fewer keep the recorded settings).
+The margin was chosen on the simulator's validation collections (docs/benchmarks.md, "The context
+check"): the smallest measured at which no simulator window left the recorded settings.
 """
 from __future__ import annotations
 
