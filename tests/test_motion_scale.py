@@ -191,3 +191,23 @@ def test_context_check_that_keeps_the_recorded_pair_predicts_exactly_as_without_
     model.set_context_check(True)
     torch.testing.assert_close(predict(model, context, 6), plain, atol=1e-6, rtol=0)
     torch.testing.assert_close(torch.cat(list(iter_predict(model, context, 6, chunk=4)), dim=1), plain, atol=1e-6, rtol=0)
+
+
+def test_an_ensemble_is_checked_without_its_noise_and_draws_the_unchecked_members(monkeypatch):
+    """Every member of a sequence shares one check, made without the members' latent noise, and their noise is unchanged."""
+    from ganlstm.ensemble import sample_futures
+    from ganlstm.models import context_check
+
+    model = _moving(1.0, 0.5)
+    context = _context().repeat(1, 3, 1, 1, 1)  # (3, 12, 1, 16, 16)
+    plain = sample_futures(model, context, 4, 5, spread=0.7, seed=3)  # (5, 3, 4, 1, 16, 16)
+    monkeypatch.setattr(context_check, "MARGIN", 1e9)
+    model.set_context_check(True)
+    torch.testing.assert_close(sample_futures(model, context, 4, 5, spread=0.7, seed=3), plain, atol=1e-6, rtol=0)
+    seen = []
+    real = context_check.choose_on_context
+    monkeypatch.setattr("ganlstm.models.gan_lstm.choose_on_context", lambda *a: seen.append(real(*a)) or seen[-1])
+    monkeypatch.setattr(context_check, "MARGIN", 0.0)
+    sample_futures(model, context, 4, 5, spread=0.7, seed=3)
+    decay = seen[0][0].view(5, 3)  # member-major rows: every member of a sequence decided alike
+    assert (decay == decay[:1]).all() and seen[0][3] is None

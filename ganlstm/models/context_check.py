@@ -52,12 +52,13 @@ def relative_scores(pred01: Tensor, truth01: Tensor, base: tuple[Tensor, Tensor]
 
 
 @torch.no_grad()
-def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, tuple]:
+def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, tuple | None]:
     """Per sequence of ``context`` (B, J, C, H, W) in [-1, 1]: the decay (B,), the scale (B,), the scores (B, pairs) and the warm-up.
 
     The pairs are the ``recorded`` (decay, scale) first, then (D, 0) for every D of :data:`ANCHOR_DECAYS`.
     The warm-up, ``(output, state)`` after observing the whole context, continues the check's own
-    observation of its first J - HELD frames, so a prediction that follows need not observe them again.
+    observation of its first J - HELD frames, so a prediction that follows need not observe them again
+    (None while an ensemble is drawn: its members' warm-up draws their noise).
     """
     j = context.shape[1]
     held = min(HELD, j // 2)
@@ -67,13 +68,19 @@ def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, 
     reading = model.generator(origin).to(last.dtype)  # (B, C, H, W)
     residual = last - reading
     decay, scale = float(recorded[0]), float(recorded[1])
-    half = warm_up(model, seen)  # (output, state) after J - h frames
-    if scale == 1.0:
-        drawn = rollout(model, seen, held, warm=half).to(last.dtype)  # (B, h, C, H, W): with pixel feedback, the frames the loop drew
-    else:
-        outs = rollout_outputs(model, seen, held, warm=half)  # (B, h, nz)
-        z = origin.unsqueeze(1) + scale * (outs - origin.unsqueeze(1))  # (B, h, nz)
-        drawn = model.generator(z.flatten(0, 1)).unflatten(0, z.shape[:2]).to(last.dtype)  # (B, h, C, H, W)
+    # An ensemble's members (latent noise on) are checked without their noise, so each sequence's members share one
+    # decision and draw the same noise as unchecked members would.
+    noise, model.latent_noise = getattr(model, "latent_noise", 0.0), 0.0
+    try:
+        half = warm_up(model, seen)  # (output, state) after J - h frames
+        if scale == 1.0:
+            drawn = rollout(model, seen, held, warm=half).to(last.dtype)  # (B, h, C, H, W): with pixel feedback, the loop's frames
+        else:
+            outs = rollout_outputs(model, seen, held, warm=half)  # (B, h, nz)
+            z = origin.unsqueeze(1) + scale * (outs - origin.unsqueeze(1))  # (B, h, nz)
+            drawn = model.generator(z.flatten(0, 1)).unflatten(0, z.shape[:2]).to(last.dtype)  # (B, h, C, H, W)
+    finally:
+        model.latent_noise = noise
     pairs = [(decay, scale), *((d, 0.0) for d in ANCHOR_DECAYS)]
     candidates = [add_anchor(drawn, residual, decay) if decay else drawn]
     still = reading.unsqueeze(1).expand_as(truth)  # (B, h, C, H, W): scale 0 draws the reading at every horizon
@@ -84,6 +91,8 @@ def choose_on_context(model: nn.Module, context: Tensor, recorded: tuple[float, 
     best = scores[:, 1:].argmin(1) + 1  # (B,): the best fallback
     best = torch.where(scores.gather(1, best[:, None])[:, 0] < scores[:, 0] - MARGIN, best, torch.zeros_like(best))
     table = torch.tensor(pairs, dtype=torch.float32, device=context.device)  # (pairs, 2)
+    if noise:  # the members' warm-up draws noise at every observed frame: they make their own
+        return table[best, 0], table[best, 1], scores, None
     out, state = half
     for t in range(held):  # the rest of the context, observed as warm_up would: the same steps in the same order
         out, state = model.step(context[:, j - held + t], state)
