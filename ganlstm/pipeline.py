@@ -332,12 +332,12 @@ def choose_anchor(checkpoint: Path, cfg: FitConfig) -> tuple[float, float, dict[
     ckpt = load_checkpoint(checkpoint, kind="forecaster")
     val = held_out(ckpt, "val")
     grid = [(d, s) for s in sorted(cfg.motion_scales, reverse=True) for d in cfg.anchor_decays]  # ties go to the larger scale
-    models = {f"{d:g}/{s:g}": load_forecaster(ckpt, "cpu", anchor_decay=d, motion_scale=s)[0] for d, s in grid}
+    pairs = {f"{d:g}/{s:g}": (float(d), float(s)) for d, s in grid}
+    models = {name: load_forecaster(ckpt, "cpu", anchor_decay=d, motion_scale=s)[0] for name, (d, s) in pairs.items()}
     result = evaluate_models({"persistence": trivial_baselines()["persistence"], **models}, [s for _, s in val],
                              cfg.context, cfg.horizon, device="cpu", stride=1, scores=())
     scores = {name: round(anchor_score(result, name), 4) for name in models}
-    best_name = min(scores, key=scores.get)
-    decay, scale = (float(v) for v in best_name.split("/"))
+    decay, scale = pairs[min(scores, key=scores.get)]
     set_prediction_settings(checkpoint, anchor_decay=decay, motion_scale=scale)
     shown = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: kv[1])[:5])
     _say(f"anchor: decay {decay:g}, motion scale {scale:g} (validation score, relative MSE + relative 1-SSIM, 2 = persistence; "

@@ -142,7 +142,7 @@ class Correction:
 
     ``scale`` (B,): outputs are rendered from ``origin + scale * (out - origin)``, ``origin`` (B, *out)
     being the last frame's reading (None when every scale is 1). ``residual`` (B, C, H, W): added to
-    the k-th frame times ``decay**(k-1)``, ``decay`` (B,) (None when every decay is 0, which is off).
+    the k-th frame times ``decay**(k-1)``, ``decay`` (B,) (``residual`` None when every decay is 0, which is off).
     """
 
     decay: Tensor

@@ -68,3 +68,10 @@ def trained_checkpoint(root: Path, **kw) -> Path:
     gan = gan_checkpoint(root / "gan.pt")
     run_dir = train_forecaster(train_config(data, gan, **kw), run_config(root / "runs"))
     return run_dir / "last.pt"
+
+
+def assert_recorded(ckpt: Path, weights: dict, key: str, value) -> None:
+    """``ckpt``'s model config records ``key`` = ``value``, and its tensors are still ``weights`` (its models before the change)."""
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["config"]["model"][key] == value and "path" not in saved
+    assert all(torch.equal(v, saved["models"][m][k]) for m in weights for k, v in weights[m].items())  # weights untouched

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from forecast_helpers import GAN, gan_checkpoint, generator, model_config, run_config, simulated, train_config, trained_checkpoint
+from forecast_helpers import GAN, assert_recorded, gan_checkpoint, generator, model_config, run_config, simulated, train_config, trained_checkpoint
 
 from ganlstm import GanlstmError
 from ganlstm.checkpoint import load_checkpoint
@@ -271,9 +271,7 @@ def test_anchor_decay_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path
     weights = torch.load(ckpt, weights_only=True)["models"]
     assert load_forecaster(ckpt, "cpu")[0].anchor_decay == 0
     set_anchor_decay(ckpt, 0.5)
-    saved = torch.load(ckpt, weights_only=True)
-    assert saved["config"]["model"]["anchor_decay"] == 0.5 and "path" not in saved
-    assert all(torch.equal(v, saved["models"][m][k]) for m in weights for k, v in weights[m].items())  # weights untouched
+    assert_recorded(ckpt, weights, "anchor_decay", 0.5)
     assert Predictor.from_checkpoint(ckpt, device="cpu").model.anchor_decay == 0.5
     off = Predictor.from_checkpoint(ckpt, device="cpu", anchor_decay=0)
     assert off.model.anchor_decay == 0 and off.model.cfg.anchor_decay == 0

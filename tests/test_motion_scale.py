@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from forecast_helpers import generator, model_config, trained_checkpoint
+from forecast_helpers import assert_recorded, generator, model_config, trained_checkpoint
 
 from ganlstm import GanlstmError, Predictor
 from ganlstm.config import ForecasterConfig
@@ -73,9 +73,7 @@ def test_motion_scale_is_recorded_in_a_checkpoint_and_can_be_overridden(tmp_path
     weights = torch.load(ckpt, weights_only=True)["models"]
     assert load_forecaster(ckpt, "cpu")[0].motion_scale == 1
     set_motion_scale(ckpt, 0.25)
-    saved = torch.load(ckpt, weights_only=True)
-    assert saved["config"]["model"]["motion_scale"] == 0.25 and "path" not in saved
-    assert all(torch.equal(v, saved["models"][m][k]) for m in weights for k, v in weights[m].items())  # weights untouched
+    assert_recorded(ckpt, weights, "motion_scale", 0.25)
     assert Predictor.from_checkpoint(ckpt, device="cpu").model.motion_scale == 0.25
     assert Predictor.from_checkpoint(ckpt, device="cpu", motion_scale=1).model.cfg.motion_scale == 1
     set_prediction_settings(ckpt, anchor_decay=0.8)  # the other setting is kept

@@ -91,7 +91,7 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
     (``models["forecaster_ema"]``). The architecture comes from the checkpoint's config; the
     reading options the model was trained with are ``ckpt["config"]["data"]`` (see
     :func:`frame_options_of`). ``anchor_decay`` replaces the checkpoint's (GAN-LSTM only; 0 turns
-    residual anchoring off, see :meth:`ganlstm.models.gan_lstm.GanLstm.anchor`); ``motion_scale`` the
+    residual anchoring off, see :meth:`ganlstm.models.gan_lstm.GanLstm.correction`); ``motion_scale`` the
     checkpoint's scale of the predicted change (GAN-LSTM only; 1 = as predicted, 0 = copy-last-frame);
     ``context_check`` whether both are chosen per sequence on its own context (:mod:`ganlstm.models.context_check`).
     """
@@ -108,11 +108,7 @@ def load_forecaster(path_or_ckpt: str | Path | dict | None, device: str | torch.
     name = "forecaster_ema" if "forecaster_ema" in ckpt["models"] else "forecaster"
     model = build_checked(lambda: build_forecaster(model_cfg), ckpt["models"][name], name=name, path=path)
     load_state(model, ckpt["models"][name], name=name, path=path)
-    if anchor_decay is not None:
-        if not hasattr(model, "set_anchor_decay"):
-            raise GanlstmError(f"{path} is a {model_cfg.model} checkpoint; anchor_decay (--anchor-decay) applies to gan_lstm checkpoints only.")
-        model.set_anchor_decay(anchor_decay)
-    for name, value in (("motion_scale", motion_scale), ("context_check", context_check)):
+    for name, value in (("anchor_decay", anchor_decay), ("motion_scale", motion_scale), ("context_check", context_check)):
         if value is None:
             continue
         if not hasattr(model, f"set_{name}"):

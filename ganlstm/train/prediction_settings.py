@@ -5,7 +5,7 @@ The weights are never touched: each setter loads the file, checks the value as `
 ``predict``, ``evaluate``, ``benchmark`` and :class:`~ganlstm.predictor.Predictor` then use the
 recorded values by default:
 
-* ``anchor_decay``: residual anchoring (:meth:`ganlstm.models.gan_lstm.GanLstm.anchor`);
+* ``anchor_decay``: residual anchoring (:meth:`ganlstm.models.gan_lstm.GanLstm.correction`);
 * ``motion_scale``: the scale of the predicted latent change from the last frame's reading (1 = as
   predicted; :class:`ganlstm.rollout.Correction`);
 * ``context_check``: both chosen per sequence on its own context (:mod:`ganlstm.models.context_check`);
@@ -19,18 +19,21 @@ from ..checkpoint import atomic_save, load_checkpoint
 from .forecaster import load_forecaster
 
 
+def _rewrite(path: str | Path, updates: dict, check) -> None:
+    """Load ``path``, ``check(ckpt)`` (refusing what predict would refuse), set ``updates`` in its model config, save it atomically."""
+    ckpt = load_checkpoint(path, kind="forecaster")
+    check(ckpt)
+    path = Path(ckpt.pop("path"))
+    ckpt["config"]["model"].update(updates)
+    atomic_save(ckpt, path)
+
+
 def set_prediction_settings(path: str | Path, *, anchor_decay: float | None = None, motion_scale: float | None = None,
                             context_check: bool | None = None) -> None:
     """Record the anchor decay, the motion scale and/or the context check (None keeps the recorded one) in a GAN-LSTM checkpoint file."""
-    ckpt = load_checkpoint(path, kind="forecaster")
-    load_forecaster(ckpt, "cpu", anchor_decay=anchor_decay, motion_scale=motion_scale,
-                    context_check=context_check)  # refuses what predict would refuse
-    path = Path(ckpt.pop("path"))
-    new = {"anchor_decay": anchor_decay, "motion_scale": motion_scale}
-    ckpt["config"]["model"].update({k: float(v) for k, v in new.items() if v is not None})
-    if context_check is not None:
-        ckpt["config"]["model"]["context_check"] = bool(context_check)
-    atomic_save(ckpt, path)
+    new = {"anchor_decay": anchor_decay, "motion_scale": motion_scale, "context_check": context_check}
+    updates = {k: (bool(v) if k == "context_check" else float(v)) for k, v in new.items() if v is not None}
+    _rewrite(path, updates, lambda ckpt: load_forecaster(ckpt, "cpu", **updates))
 
 
 def set_anchor_decay(path: str | Path, decay: float) -> None:
@@ -48,8 +51,4 @@ def set_sample_spread(path: str | Path, spread: float) -> None:
     from ..ensemble import check_spread, refuse_pixel_model
 
     check_spread(spread)
-    ckpt = load_checkpoint(path, kind="forecaster")
-    refuse_pixel_model(load_forecaster(ckpt, "cpu")[0])
-    path = Path(ckpt.pop("path"))
-    ckpt["config"]["model"]["sample_spread"] = float(spread)
-    atomic_save(ckpt, path)
+    _rewrite(path, {"sample_spread": float(spread)}, lambda ckpt: refuse_pixel_model(load_forecaster(ckpt, "cpu")[0]))
