@@ -26,7 +26,7 @@ from ganlstm.evaluation import read_common_frames
 from ganlstm.metrics import MetricAccumulator
 from ganlstm.pixel_range import to_model_range, to_unit_range
 from ganlstm.projection import refine
-from ganlstm.rollout import rollout_outputs
+from ganlstm.rollout import add_anchor, render_all, rollout_outputs
 from ganlstm.train.forecaster import load_forecaster
 
 HORIZONS = (1, 2, 3, 5, 10, 20, 30)
@@ -68,14 +68,11 @@ def main() -> None:
             z_read = model.encode(x[:, -1])  # (n, nz)
         offset = (refine(model.generator, context[:, -1], z_read, args.refine_steps) - z_read)[:, None]  # (n, 1, nz)
         with torch.inference_mode():
-            def draw(latents: torch.Tensor) -> torch.Tensor:  # (n, K, nz) -> (n, K, C, H, W) in [-1, 1]
-                return model.render(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
-
             for r, name in zip(rhos, names):
                 weight = r**fade if r > 0 else torch.zeros_like(fade)
-                accs[name].update(to_unit_range(draw(z + weight * offset)).clamp(0, 1), future)
+                accs[name].update(to_unit_range(render_all(model, z + weight * offset)).clamp(0, 1), future)
             residual = x[:, -1] - model.render(z_read + offset[:, 0])  # (n, C, H, W): what G misses of x_J
-            drawn = draw(z + 0.7**fade * offset) + (0.5**fade)[..., None, None] * residual[:, None]
+            drawn = add_anchor(render_all(model, z + 0.7**fade * offset), residual, 0.5)  # (n, K, C, H, W)
             accs[names[-1]].update(to_unit_range(drawn).clamp(0, 1), future)
     print(f"{args.data}: {len(frames)} windows, j={j} k={k}, {args.refine_steps} refinement steps, "
           f"{time.perf_counter() - started:.0f} s")
